@@ -1,0 +1,3 @@
+module filetool
+
+go 1.27.1

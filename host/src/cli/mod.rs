@@ -1,0 +1,67 @@
+//! Argument parsing and dispatch. Each subcommand is one module.
+
+mod inspect;
+mod run;
+mod transform;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Run WebAssembly components as sandboxed plugins.
+///
+/// Plugins get nothing they are not granted: no files, no environment, no network.
+#[derive(Parser)]
+#[command(name = "witplug", version, propagate_version = true)]
+struct Cli {
+    /// Show more logs (plugin debug lines included); `RUST_LOG` overrides.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+    Transform(transform::TransformArgs),
+    Inspect(inspect::InspectArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = if cli.verbose { "debug" } else { "warn" };
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("witplug: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Transform(args) => transform::run(args).await,
+            Command::Inspect(args) => inspect::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("witplug: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Loading and inspecting component files.
+//!
+//! Bad files are told apart before wasmtime sees them (missing file, not wasm at all, a
+//! core module where a component was expected), so that each gets an error that says what to
+//! do rather than a parser message.
+
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::Component;
+use wasmtime::component::types::ComponentItem;
+
+use crate::engine::Runtime;
+use crate::error::LoadError;
+
+/// A compiled component and where it came from.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub(crate) component: Component,
+    pub(crate) path: PathBuf,
+}
+
+impl LoadedComponent {
+    /// Reads and compiles a component file.
+    pub fn from_file(runtime: &Runtime, path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                LoadError::NotFound { path: path.clone() }
+            } else {
+                LoadError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        })?;
+        Self::from_bytes(runtime, &bytes, path)
+    }
+
+    /// Compiles a component from bytes; `origin` names it in errors.
+    pub fn from_bytes(
+        runtime: &Runtime,
+        bytes: &[u8],
+        origin: impl Into<PathBuf>,
+    ) -> Result<Self, LoadError> {
+        let path = origin.into();
+        match Header::of(bytes) {
+            Header::Component => {}
+            Header::CoreModule => return Err(LoadError::CoreModule { path }),
+            Header::Other => return Err(LoadError::NotWasm { path }),
+        }
+        let component =
+            Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Invalid {
+                path: path.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Self { component, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn component(&self) -> &Component {
+        &self.component
+    }
+
+    /// Names of the component's top-level exports (interfaces and functions).
+    pub fn export_names(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        let engine = self.component.engine();
+        ty.exports(engine)
+            .map(|(name, item)| describe(name, &item.ty, engine))
+            .collect()
+    }
+
+    /// Names of the component's top-level imports.
+    pub fn import_names(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        let engine = self.component.engine();
+        ty.imports(engine)
+            .map(|(name, item)| describe(name, &item.ty, engine))
+            .collect()
+    }
+}
+
+/// What the first eight bytes say: `\0asm`, then a version and a layer.
+enum Header {
+    Component,
+    CoreModule,
+    Other,
+}
+
+impl Header {
+    fn of(bytes: &[u8]) -> Self {
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', _, _, 1, 0]) => Header::Component,
+            Some([0, b'a', b's', b'm', _, _, 0, 0]) => Header::CoreModule,
+            _ => Header::Other,
+        }
+    }
+}
+
+fn describe(name: &str, item: &ComponentItem, instance_engine: &wasmtime::Engine) -> String {
+    let kind = match item {
+        ComponentItem::ComponentFunc(_) => "func",
+        ComponentItem::CoreFunc(_) => "core func",
+        ComponentItem::Module(_) => "module",
+        ComponentItem::Component(_) => "component",
+        ComponentItem::ComponentInstance(instance) => {
+            let engine = instance_engine;
+            let funcs: Vec<&str> = instance
+                .exports(engine)
+                .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                .map(|(name, _)| name)
+                .collect();
+            return if funcs.is_empty() {
+                format!("{name} (interface)")
+            } else {
+                format!("{name} (interface: {})", funcs.join(", "))
+            };
+        }
+        ComponentItem::Type(_) => "type",
+        ComponentItem::Resource(_) => "resource",
+    };
+    format!("{name} ({kind})")
+}
+
+/// `a, b, c`, or `nothing` for an empty list.
+pub(crate) fn list_or_nothing(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".to_owned()
+    } else {
+        items.join(", ")
+    }
+}

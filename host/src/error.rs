@@ -1,0 +1,192 @@
+//! Typed errors of the library.
+//!
+//! Loading problems ([`LoadError`]) and grant problems ([`GrantError`]) are the user's to fix;
+//! call failures ([`Error::Trap`], [`Error::Contract`], …) are the plugin's fault and always
+//! name the plugin and the export, so that one log line says who failed where.
+
+use std::path::PathBuf;
+
+/// Everything the library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+
+    /// The engine could not be set up (a configuration wasmtime rejects).
+    #[error("could not configure the wasmtime engine")]
+    Engine(#[source] wasmtime::Error),
+
+    /// The component loaded and type-checked but its instantiation failed (e.g. its start
+    /// function trapped, or a granted directory vanished since).
+    #[error("plugin `{plugin}` could not be instantiated")]
+    Instantiate {
+        plugin: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+
+    /// The guest trapped: a panic, `unreachable`, an out-of-bounds access, …
+    /// The instance is gone; the next call gets a fresh one.
+    #[error(
+        "plugin `{plugin}` trapped in `{export}`: {trap}{}",
+        format_detail(detail)
+    )]
+    Trap {
+        plugin: String,
+        export: String,
+        trap: wasmtime::Trap,
+        /// The guest backtrace and whatever the guest wrote to a captured stderr.
+        detail: String,
+    },
+
+    /// The guest answered, but broke its world's contract (e.g. a wrong number of outcomes).
+    #[error("plugin `{plugin}` broke the contract of `{export}`: {message}")]
+    Contract {
+        plugin: String,
+        export: String,
+        message: String,
+    },
+
+    /// A stateful instance trapped earlier and can no longer be entered.
+    #[error(
+        "plugin `{plugin}`: instance is unusable after an earlier trap (in `{export}`); start a new one"
+    )]
+    Poisoned { plugin: String, export: String },
+
+    /// Any other failure of a call (e.g. a host function returned an error).
+    #[error("call to `{export}` of plugin `{plugin}` failed")]
+    Call {
+        plugin: String,
+        export: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+}
+
+fn format_detail(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!("\n{detail}")
+    }
+}
+
+/// Why a component file could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("component file {} does not exist", path.display())]
+    NotFound { path: PathBuf },
+
+    #[error("could not read component file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{} is not a WebAssembly file (it does not start with the `\\0asm` magic bytes)", path.display())]
+    NotWasm { path: PathBuf },
+
+    #[error(
+        "{} is a core WebAssembly module, not a component; build it for wasm32-wasip2 or \
+         wrap it with wit-component (`wasm-tools component new`)",
+        path.display()
+    )]
+    CoreModule { path: PathBuf },
+
+    #[error("{} is not a valid component: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+
+    /// The component is valid but does not fit the world the host expects.
+    #[error(
+        "{} does not implement world `{world}`: {reason}\n  the component exports: {exports}\n  the component imports: {imports}",
+        path.display()
+    )]
+    WorldMismatch {
+        path: PathBuf,
+        world: &'static str,
+        reason: String,
+        exports: String,
+        imports: String,
+    },
+}
+
+/// A capability grant that cannot be honoured.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("cannot grant directory {}: {reason}", host.display())]
+    Directory { host: PathBuf, reason: String },
+
+    #[error("invalid directory grant `{spec}`: {reason} (expected HOST[::GUEST][:ro|:rw])")]
+    DirectorySpec { spec: String, reason: String },
+
+    #[error("invalid environment grant `{spec}`: {reason} (expected NAME or NAME=VALUE)")]
+    EnvSpec { spec: String, reason: String },
+
+    #[error("invalid configuration entry `{spec}`: {reason} (expected KEY=VALUE)")]
+    ConfigSpec { spec: String, reason: String },
+}
+
+/// An error and its sources, one line: `outer: inner: innermost`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // wasmtime repeats a context's message in its source; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl Error {
+    /// Sorts a failed guest call into the typed error that says what happened.
+    pub(crate) fn from_call(
+        plugin: &str,
+        export: &str,
+        error: wasmtime::Error,
+        captured_stderr: Option<String>,
+    ) -> Self {
+        let Some(trap) = error.downcast_ref::<wasmtime::Trap>().copied() else {
+            return Error::Call {
+                plugin: plugin.to_owned(),
+                export: export.to_owned(),
+                source: error,
+            };
+        };
+        let mut detail = String::new();
+        if let Some(stderr) = captured_stderr.filter(|s| !s.trim().is_empty()) {
+            detail.push_str("guest stderr:\n");
+            detail.push_str(stderr.trim_end());
+            detail.push('\n');
+        }
+        if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+            detail.push_str(&backtrace.to_string());
+        }
+        Error::Trap {
+            plugin: plugin.to_owned(),
+            export: export.to_owned(),
+            trap,
+            detail: detail.trim_end().to_owned(),
+        }
+    }
+
+    /// The plugin the error is about, when it is about one.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            Error::Instantiate { plugin, .. }
+            | Error::Trap { plugin, .. }
+            | Error::Contract { plugin, .. }
+            | Error::Poisoned { plugin, .. }
+            | Error::Call { plugin, .. } => Some(plugin),
+            Error::Load(_) | Error::Grant(_) | Error::Engine(_) => None,
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Plugins and their instances, for any world.
+//!
+//! A [`Plugin`] is a component linked and type-checked against a [`World`] once (an
+//! `InstancePre`), plus the capabilities and configuration granted to it. An [`Instance`] is
+//! one instantiation of it with its own `Store`: the unit of isolation. Stateless worlds take
+//! a fresh instance per call; stateful worlds keep one for as long as their state lives.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Linker};
+
+use crate::capabilities::{Capabilities, Stdio};
+use crate::component::{LoadedComponent, list_or_nothing};
+use crate::engine::Runtime;
+use crate::error::{Error, LoadError};
+use crate::state::{LogSink, PluginConfig, PluginState};
+
+/// The store of one instance.
+pub type PluginStore<D> = Store<PluginState<D>>;
+
+/// A WIT world the host can instantiate: what a `bindgen!`-generated world type needs to
+/// be hosted by witplug. The built-in worlds implement it in `worlds/`; framework authors
+/// implement it for their own `bindgen!` output (see `tests/custom_world.rs`).
+pub trait World: Sized + Send + Sync + 'static {
+    /// The world's full name, for error messages, e.g. `witplug:plugin/transform-plugin@0.1.0`.
+    const NAME: &'static str;
+
+    /// Host state this world's imports need, kept in [`PluginState::data`].
+    type Data: Send + 'static;
+
+    /// The generated `<World>Pre<PluginState<Self::Data>>`.
+    type Pre: Clone + Send + Sync + 'static;
+
+    /// Adds the world's own imports. WASI is added by witplug (and then restricted by the
+    /// plugin's [`Capabilities`]).
+    fn add_to_linker(linker: &mut Linker<PluginState<Self::Data>>) -> wasmtime::Result<()>;
+
+    /// Type-checks the exports once, ahead of every instantiation.
+    fn prepare(pre: InstancePre<PluginState<Self::Data>>) -> wasmtime::Result<Self::Pre>;
+
+    fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<PluginState<Self::Data>>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
+}
+
+/// What is granted to a plugin and how it is named.
+#[derive(Clone, Default)]
+pub struct PluginOptions {
+    /// Name used in logs and errors; defaults to the component file's stem.
+    pub name: Option<String>,
+    pub capabilities: Capabilities,
+    pub config: PluginConfig,
+    pub log_sink: Option<LogSink>,
+}
+
+impl PluginOptions {
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    pub fn capabilities(mut self, capabilities: Capabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    pub fn config(mut self, config: PluginConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    pub fn log_sink(mut self, sink: LogSink) -> Self {
+        self.log_sink = Some(sink);
+        self
+    }
+}
+
+/// A component ready to be instantiated as world `W`. Cheap to clone; share it freely.
+pub struct Plugin<W: World> {
+    inner: Arc<PluginInner<W>>,
+}
+
+struct PluginInner<W: World> {
+    runtime: Runtime,
+    name: Arc<str>,
+    pre: W::Pre,
+    capabilities: Capabilities,
+    config: Arc<PluginConfig>,
+    log_sink: Option<LogSink>,
+    make_data: Box<dyn Fn() -> W::Data + Send + Sync>,
+}
+
+impl<W: World> Clone for Plugin<W> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<W: World> Plugin<W>
+where
+    W::Data: Default,
+{
+    /// Links `component` against `W`; each instance starts with `W::Data::default()`.
+    pub async fn new(
+        runtime: &Runtime,
+        component: &LoadedComponent,
+        options: PluginOptions,
+    ) -> Result<Self, Error> {
+        Self::with_data(runtime, component, options, W::Data::default).await
+    }
+
+    /// Reads, compiles and links a component file.
+    pub async fn load(
+        runtime: &Runtime,
+        path: impl AsRef<std::path::Path>,
+        options: PluginOptions,
+    ) -> Result<Self, Error> {
+        let component = LoadedComponent::from_file(runtime, path)?;
+        Self::new(runtime, &component, options).await
+    }
+}
+
+impl<W: World> Plugin<W> {
+    /// Links `component` against `W`; `make_data` gives each new instance its host state.
+    ///
+    /// Imports and the presence of exports are checked against `W` without running
+    /// anything; export signatures can only be checked on an instance, so one probe
+    /// instance is made (with no capabilities at all) and dropped.
+    pub async fn with_data(
+        runtime: &Runtime,
+        component: &LoadedComponent,
+        options: PluginOptions,
+        make_data: impl Fn() -> W::Data + Send + Sync + 'static,
+    ) -> Result<Self, Error> {
+        let mismatch = |reason: wasmtime::Error| LoadError::WorldMismatch {
+            path: component.path().to_path_buf(),
+            world: W::NAME,
+            reason: format!("{reason:#}"),
+            exports: list_or_nothing(&component.export_names()),
+            imports: list_or_nothing(&component.import_names()),
+        };
+        let mut linker = Linker::new(runtime.engine());
+        // Failing to build the linker is a bug in witplug or in the world's glue, not in
+        // the component; report it as an engine problem.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Error::Engine)?;
+        W::add_to_linker(&mut linker).map_err(Error::Engine)?;
+        let instance_pre = linker
+            .instantiate_pre(component.component())
+            .map_err(mismatch)?;
+        let pre = W::prepare(instance_pre).map_err(mismatch)?;
+        let name: Arc<str> = options
+            .name
+            .unwrap_or_else(|| {
+                component
+                    .path()
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "plugin".to_owned())
+            })
+            .into();
+        let plugin = Self {
+            inner: Arc::new(PluginInner {
+                runtime: runtime.clone(),
+                name,
+                pre,
+                capabilities: options.capabilities,
+                config: Arc::new(options.config),
+                log_sink: options.log_sink,
+                make_data: Box::new(make_data),
+            }),
+        };
+        match plugin.instantiate_with(&Capabilities::none(), None).await {
+            Ok(_) => Ok(plugin),
+            Err(Error::Instantiate { source, .. })
+                if source.downcast_ref::<wasmtime::Trap>().is_none() =>
+            {
+                Err(mismatch(source).into())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Creates a new instance with its own store and a fresh WASI context built from the
+    /// plugin's capabilities.
+    pub async fn instantiate(&self) -> Result<Instance<W>, Error> {
+        let inner = &*self.inner;
+        self.instantiate_with(&inner.capabilities, inner.log_sink.clone())
+            .await
+    }
+
+    async fn instantiate_with(
+        &self,
+        capabilities: &Capabilities,
+        log_sink: Option<LogSink>,
+    ) -> Result<Instance<W>, Error> {
+        let inner = &*self.inner;
+        let (wasi, captured) = capabilities.build_wasi()?;
+        let state = PluginState::new(
+            inner.name.clone(),
+            inner.config.clone(),
+            log_sink,
+            wasi,
+            captured,
+            (inner.make_data)(),
+        );
+        let mut store = Store::new(inner.runtime.engine(), state);
+        let bindings = W::instantiate(&inner.pre, &mut store)
+            .await
+            .map_err(|source| Error::Instantiate {
+                plugin: inner.name.to_string(),
+                source,
+            })?;
+        Ok(Instance {
+            store,
+            bindings,
+            poisoned_by: None,
+            capture_stderr: capabilities.stderr_policy() == Stdio::Capture,
+        })
+    }
+}
+
+/// One instance of a plugin: its bindings and the `Store` that owns its memory and state.
+/// Dropping it frees everything the guest held.
+pub struct Instance<W: World> {
+    store: Store<PluginState<W::Data>>,
+    bindings: W,
+    /// The export that trapped, once one has: a trapped instance is never entered again.
+    poisoned_by: Option<String>,
+    capture_stderr: bool,
+}
+
+impl<W: World> Instance<W> {
+    /// The bindings and the store, for one typed call; follow it with [`Instance::finish`].
+    /// Refused once the instance has trapped.
+    pub fn parts(&mut self) -> Result<(&W, &mut PluginStore<W::Data>), Error> {
+        if let Some(export) = &self.poisoned_by {
+            return Err(Error::Poisoned {
+                plugin: self.store.data().plugin().to_owned(),
+                export: export.clone(),
+            });
+        }
+        Ok((&self.bindings, &mut self.store))
+    }
+
+    /// Turns the raw result of a call to `export` into a typed [`Error`]. A trap poisons the
+    /// instance.
+    pub fn finish<R>(&mut self, export: &str, result: wasmtime::Result<R>) -> Result<R, Error> {
+        result.map_err(|error| self.fail(export, error))
+    }
+
+    /// Classifies a failed call to `export`; see [`Instance::finish`].
+    pub fn fail(&mut self, export: &str, error: wasmtime::Error) -> Error {
+        let state = self.store.data();
+        let stderr = if self.capture_stderr {
+            state.captured().stderr()
+        } else {
+            None
+        };
+        let error = Error::from_call(state.plugin(), export, error, stderr);
+        if matches!(error, Error::Trap { .. }) {
+            self.poisoned_by = Some(export.to_owned());
+        }
+        error
+    }
+
+    /// A contract violation by the guest, attributed to this instance's plugin.
+    pub fn contract_error(&self, export: &str, message: impl Into<String>) -> Error {
+        Error::Contract {
+            plugin: self.store.data().plugin().to_owned(),
+            export: export.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn state(&self) -> &PluginState<W::Data> {
+        self.store.data()
+    }
+
+    pub fn state_mut(&mut self) -> &mut PluginState<W::Data> {
+        self.store.data_mut()
+    }
+}

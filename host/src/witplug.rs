@@ -1,0 +1,43 @@
+//! witplug: a WebAssembly component-model plugin framework driven by WIT interfaces.
+//!
+//! # Embedding
+//!
+//! - [`Runtime`]: the process-wide engine, created once.
+//! - [`Capabilities`]: what a plugin may touch; nothing unless granted.
+//! - [`Plugin`]: a component linked against a [`World`]; [`Instance`]: one instantiation of
+//!   it, with its own store.
+//! - Built-in worlds with typed APIs: [`TransformPlugin`], [`AggregatorPlugin`],
+//!   [`CommandPlugin`]. Bring your own world by implementing [`World`] for its `bindgen!`
+//!   output.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), witplug::Error> {
+//! use witplug::{PluginOptions, Runtime, TransformPlugin};
+//!
+//! let runtime = Runtime::new()?;
+//! let plugin =
+//!     TransformPlugin::load(&runtime, "email-normalizer.wasm", PluginOptions::default()).await?;
+//! let outcomes = plugin.process_batch(&[]).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod capabilities;
+pub mod component;
+pub mod engine;
+pub mod error;
+pub mod jsonl;
+pub mod plugin;
+pub mod state;
+pub mod worlds;
+
+pub use capabilities::{Access, Capabilities, DirGrant, Stdio};
+pub use component::LoadedComponent;
+pub use engine::Runtime;
+pub use error::{Error, GrantError, LoadError};
+pub use plugin::{Instance, Plugin, PluginOptions, PluginStore, World};
+pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
+pub use worlds::aggregator::AggregatorPlugin;
+pub use worlds::command::CommandPlugin;
+pub use worlds::transform::TransformPlugin;
+pub use worlds::{Field, PluginInfo, Record, Value};

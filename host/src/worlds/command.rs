@@ -1,0 +1,98 @@
+//! Standard `wasi:cli/command` components, run like `wasmtime run`.
+
+use std::path::Path;
+
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Linker};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::{Command, CommandPre};
+
+use crate::engine::Runtime;
+use crate::error::Error;
+use crate::plugin::{Instance, Plugin, PluginOptions, World};
+use crate::state::PluginState;
+
+impl World for Command {
+    const NAME: &'static str = "wasi:cli/command@0.2";
+    type Data = ();
+    type Pre = CommandPre<PluginState>;
+
+    fn add_to_linker(_linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+        // A command imports nothing beyond WASI, which witplug always links.
+        Ok(())
+    }
+
+    fn prepare(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
+        CommandPre::new(pre)
+    }
+
+    async fn instantiate(
+        pre: &Self::Pre,
+        store: &mut Store<PluginState>,
+    ) -> wasmtime::Result<Self> {
+        pre.instantiate_async(store).await
+    }
+}
+
+const RUN: &str = "wasi:cli/run#run";
+
+/// A loaded command component. Its arguments, environment, directories and stdio are the
+/// capabilities granted in its [`PluginOptions`].
+#[derive(Clone)]
+pub struct CommandPlugin {
+    plugin: Plugin<Command>,
+}
+
+impl From<Plugin<Command>> for CommandPlugin {
+    fn from(plugin: Plugin<Command>) -> Self {
+        Self { plugin }
+    }
+}
+
+/// How a command run ended.
+#[derive(Debug)]
+pub struct CommandExit {
+    /// 0 for success. Through the preview1 adapter (Go guests) every failure arrives as 1.
+    pub code: i32,
+    /// The finished instance, to read captured output from.
+    pub instance: Instance<Command>,
+}
+
+impl std::fmt::Debug for Instance<Command> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.state().plugin())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommandPlugin {
+    pub async fn load(
+        runtime: &Runtime,
+        path: impl AsRef<Path>,
+        options: PluginOptions,
+    ) -> Result<Self, Error> {
+        Plugin::load(runtime, path, options).await.map(Self::from)
+    }
+
+    pub fn name(&self) -> &str {
+        self.plugin.name()
+    }
+
+    /// Runs the command's `wasi:cli/run` export in a fresh instance.
+    pub async fn run(&self) -> Result<CommandExit, Error> {
+        let mut instance = self.plugin.instantiate().await?;
+        let (bindings, store) = instance.parts()?;
+        let result = bindings.wasi_cli_run().call_run(store).await;
+        let code = match result {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            // `exit(n)` unwinds the guest with this error: not a fault, just the status.
+            Err(error) => match error.downcast_ref::<I32Exit>() {
+                Some(exit) => exit.0,
+                None => return Err(instance.fail(RUN, error)),
+            },
+        };
+        Ok(CommandExit { code, instance })
+    }
+}

@@ -1,0 +1,60 @@
+//! Shared helpers: where the built guests are, one engine and one compile per guest.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use witplug::{LoadedComponent, LogRecord, LogSink, Runtime};
+
+/// The directory `cargo xtask build` writes guest components to.
+pub fn guests_dir() -> PathBuf {
+    std::env::var_os("WITPLUG_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
+}
+
+/// Path of a built guest, e.g. `rust-email-normalizer`. A missing guest fails the test
+/// (never skips it): the tests are only meaningful against the real components.
+pub fn guest_path(name: &str) -> PathBuf {
+    let path = guests_dir().join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "guest component {} is missing: run `cargo xtask build` (or `cargo xtask test`)",
+        path.display()
+    );
+    path
+}
+
+/// The one engine of the test process.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("engine"))
+}
+
+/// A guest compiled once per test process (Go guests take a while to compile).
+pub fn component(name: &str) -> LoadedComponent {
+    static CACHE: OnceLock<Mutex<HashMap<String, LoadedComponent>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(found) = cache.lock().expect("cache lock").get(name) {
+        return found.clone();
+    }
+    let loaded = LoadedComponent::from_file(runtime(), guest_path(name)).expect("guest loads");
+    cache
+        .lock()
+        .expect("cache lock")
+        .insert(name.to_owned(), loaded.clone());
+    loaded
+}
+
+/// A log sink that keeps every line, and the lines it kept.
+pub fn log_collector() -> (LogSink, Arc<Mutex<Vec<LogRecord>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    let sink: LogSink = Arc::new(move |record: &LogRecord| {
+        sink_lines.lock().expect("log lock").push(record.clone());
+    });
+    (sink, lines)
+}
+
+/// Both languages' builds of a guest, for tests that must hold for each.
+pub const LANGUAGES: [&str; 2] = ["rust", "go"];

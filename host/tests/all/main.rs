@@ -1,0 +1,11 @@
+//! Integration tests against the real guest components built by `cargo xtask build`.
+//!
+//! One test binary (as in wasmtime's `tests/all`) so wasmtime is linked once.
+
+mod aggregator;
+mod cli;
+mod command;
+mod common;
+mod custom_world;
+mod loading;
+mod transform;

@@ -1,0 +1,361 @@
+//! The transform world with the sample rule in both languages, and with a faulty plugin.
+
+use witplug::worlds::transform::{Outcome, RecordError};
+use witplug::{
+    Capabilities, Error, Field, LogLevel, Plugin, PluginConfig, PluginOptions, Record, Stdio,
+    TransformPlugin, Value, jsonl,
+};
+
+use crate::common::{LANGUAGES, component, log_collector, runtime};
+
+async fn plugin(name: &str, options: PluginOptions) -> TransformPlugin {
+    let plugin: Plugin<_> = Plugin::new(runtime(), &component(name), options)
+        .await
+        .expect("links");
+    TransformPlugin::from(plugin)
+}
+
+async fn normalizer(language: &str, config: PluginConfig) -> TransformPlugin {
+    plugin(
+        &format!("{language}-email-normalizer"),
+        PluginOptions::default().config(config),
+    )
+    .await
+}
+
+fn record(key: &str, fields: &[(&str, Value)]) -> Record {
+    Record {
+        key: key.to_owned(),
+        fields: fields
+            .iter()
+            .map(|(name, value)| Field {
+                name: (*name).to_owned(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+#[tokio::test]
+async fn the_sample_rule_normalises_validates_and_splits() {
+    for language in LANGUAGES {
+        let plugin = normalizer(language, PluginConfig::new()).await;
+        let batch = [
+            record(
+                "a",
+                &[
+                    ("name", text("  Ada ")),
+                    ("email", text(" Ada@Example.COM\t")),
+                ],
+            ),
+            record("b", &[("email", text("x@a.org; Y@B.org"))]),
+            record("c", &[("name", text("no email"))]),
+            record("d", &[("email", text("not an address"))]),
+            record("e", &[("email", Value::Integer(3))]),
+        ];
+        let outcomes = plugin.process_batch(&batch).await.expect("batch");
+        assert_eq!(outcomes.len(), 5, "{language}");
+        assert_eq!(
+            outcomes[0],
+            Outcome::Keep(record(
+                "a",
+                &[("name", text("Ada")), ("email", text("ada@example.com"))]
+            )),
+            "{language}"
+        );
+        assert_eq!(
+            outcomes[1],
+            Outcome::Split(vec![
+                record("b", &[("email", text("x@a.org"))]),
+                record("b", &[("email", text("y@b.org"))]),
+            ]),
+            "{language}"
+        );
+        assert_eq!(
+            outcomes[2],
+            Outcome::Drop("missing required field `email`".to_owned()),
+            "{language}"
+        );
+        assert_eq!(
+            outcomes[3],
+            Outcome::Error(RecordError {
+                code: "invalid-email".to_owned(),
+                message: "field `email`: `not an address` is not a valid email address".to_owned(),
+            }),
+            "{language}"
+        );
+        assert_eq!(
+            outcomes[4],
+            Outcome::Error(RecordError {
+                code: "invalid-type".to_owned(),
+                message: "field `email` must be text, found integer".to_owned(),
+            }),
+            "{language}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn configuration_reaches_the_plugin() {
+    for language in LANGUAGES {
+        let config = PluginConfig::new()
+            .set("blocked-domains", "spam.example")
+            .set("email-field", "contact")
+            .set("required-fields", "contact,name");
+        let plugin = normalizer(language, config).await;
+        let batch = [
+            record(
+                "a",
+                &[("name", text("A")), ("contact", text("a@spam.example"))],
+            ),
+            record("b", &[("contact", text("b@ok.example"))]),
+            record(
+                "c",
+                &[
+                    ("name", text("C")),
+                    ("contact", text("C@OK.example, c@spam.example")),
+                ],
+            ),
+        ];
+        let outcomes = plugin.process_batch(&batch).await.expect("batch");
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Drop("email domain `spam.example` is blocked".to_owned()),
+                Outcome::Drop("missing required field `name`".to_owned()),
+                Outcome::Split(vec![record(
+                    "c",
+                    &[("name", text("C")), ("contact", text("c@ok.example"))]
+                )]),
+            ],
+            "{language}"
+        );
+    }
+}
+
+/// Records meant to find differences between the two implementations.
+fn tricky_records() -> Vec<Record> {
+    let mut records: Vec<Record> = include_str!("../../../samples/records.jsonl")
+        .lines()
+        .filter_map(|line| jsonl::parse_record(line).ok())
+        .collect();
+    let emails = [
+        "",
+        " ",
+        ",",
+        ";;",
+        "a@b",
+        "a@b.c",
+        "A@B.C",
+        "a@@b.c",
+        "@b.c",
+        "a@.b",
+        "a@b.",
+        "a@-b.c",
+        "a@b-.c",
+        "a@b..c",
+        "a.b+tag@sub.example.co",
+        "a b@c.d",
+        "é@x.org",
+        "a@xn--80ak6aa92e.com",
+        "a@b.c,",
+        ",a@b.c",
+        "a@b.c ; d@e.f , g@h.i",
+        "\ta@b.c\r\n",
+        "a@spam.example",
+        "A@SPAM.EXAMPLE",
+        "a@spam.example;b@ok.org",
+        "x@ok.org;y@spam.example;z@ok.org",
+        "a!#$%&'*+/=?^_`{|}~-@b.c",
+        "a(b)@c.d",
+        "a@b_c.d",
+        "a@1.2",
+    ];
+    for (i, email) in emails.iter().enumerate() {
+        records.push(record(
+            &format!("e{i}"),
+            &[("name", text(" n ")), ("email", text(email))],
+        ));
+    }
+    records.push(record(
+        "list",
+        &[(
+            "email",
+            Value::TextList(vec![" A@B.C ".into(), String::new(), "d@e.f".into()]),
+        )],
+    ));
+    records.push(record("empty-list", &[("email", Value::TextList(vec![]))]));
+    records.push(record("null", &[("email", Value::Null)]));
+    records.push(record("bool", &[("email", Value::Boolean(true))]));
+    records.push(record("float", &[("email", Value::Float(1.5))]));
+    records.push(record("bytes", &[("email", Value::Bytes(vec![1, 2]))]));
+    records.push(record(
+        "dup",
+        &[("email", text("a@b.c")), ("email", text("d@e.f"))],
+    ));
+    records.push(record(
+        "keep-other-kinds",
+        &[
+            ("n", Value::Null),
+            ("t", Value::TextList(vec![" x ".into()])),
+            ("email", text("k@l.mn")),
+        ],
+    ));
+    records
+}
+
+#[tokio::test]
+async fn rust_and_go_guests_give_identical_outcomes() {
+    for config in [
+        PluginConfig::new(),
+        PluginConfig::new()
+            .set("blocked-domains", "spam.example, ok.org")
+            .set("required-fields", ""),
+        PluginConfig::new()
+            .set("email-field", "name")
+            .set("required-fields", "name,email"),
+    ] {
+        let records = tricky_records();
+        let rust = normalizer("rust", config.clone())
+            .await
+            .process_batch(&records)
+            .await
+            .expect("rust");
+        let go = normalizer("go", config.clone())
+            .await
+            .process_batch(&records)
+            .await
+            .expect("go");
+        for ((record, rust), go) in records.iter().zip(&rust).zip(&go) {
+            assert_eq!(rust, go, "config {config:?}, record {record:?}");
+        }
+        // Not vacuous: every kind of outcome occurs.
+        for kind in ["keep", "drop", "split", "error"] {
+            let seen = rust
+                .iter()
+                .any(|o| jsonl::outcome_to_json(0, "", o)["outcome"] == kind);
+            assert!(
+                seen || config.get("email-field") == Some("name"),
+                "no `{kind}` outcome"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn plugins_describe_themselves() {
+    for language in LANGUAGES {
+        let info = normalizer(language, PluginConfig::new())
+            .await
+            .describe()
+            .await
+            .expect("describe");
+        assert_eq!(info.name, "email-normalizer");
+        assert_eq!(info.version, "0.1.0");
+        assert!(
+            info.description.to_lowercase().contains(language),
+            "{}",
+            info.description
+        );
+    }
+}
+
+#[tokio::test]
+async fn plugin_logs_reach_the_host_attributed_to_the_plugin() {
+    let (sink, lines) = log_collector();
+    let plugin = plugin(
+        "rust-faulty",
+        PluginOptions::default().name("faulty-1").log_sink(sink),
+    )
+    .await;
+    let outcomes = plugin
+        .process_batch(&[record("log", &[])])
+        .await
+        .expect("batch");
+    assert_eq!(outcomes, [Outcome::Keep(record("log", &[]))]);
+    let lines = lines.lock().expect("lock");
+    let line = lines
+        .iter()
+        .find(|l| l.message == "hello from faulty")
+        .expect("log line");
+    assert_eq!(&*line.plugin, "faulty-1");
+    assert_eq!(line.level, LogLevel::Info);
+    assert_eq!(line.fields, [("key".to_owned(), "log".to_owned())]);
+}
+
+async fn faulty() -> TransformPlugin {
+    plugin(
+        "rust-faulty",
+        PluginOptions::default()
+            .name("faulty")
+            .capabilities(Capabilities::none().stderr(Stdio::Capture)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_trap_is_a_typed_error_and_the_next_call_gets_a_fresh_instance() {
+    let plugin = faulty().await;
+    for (key, expected_trap, expected_detail) in [
+        (
+            "panic",
+            wasmtime::Trap::UnreachableCodeReached,
+            "faulty plugin asked to panic",
+        ),
+        ("unreachable", wasmtime::Trap::UnreachableCodeReached, ""),
+        (
+            "divide-by-zero",
+            wasmtime::Trap::UnreachableCodeReached,
+            "divide by zero",
+        ),
+    ] {
+        let error = plugin
+            .process_batch(&[record("fine", &[]), record(key, &[])])
+            .await
+            .expect_err("the guest traps");
+        let Error::Trap {
+            plugin: name,
+            export,
+            trap,
+            detail,
+        } = &error
+        else {
+            panic!("{key}: expected a trap, got {error:?}");
+        };
+        assert_eq!(name, "faulty");
+        assert_eq!(export, "witplug:plugin/transformer#process-batch");
+        assert_eq!(*trap, expected_trap, "{key}");
+        assert!(detail.contains(expected_detail), "{key}: {detail}");
+        assert!(
+            error.to_string().starts_with(
+                "plugin `faulty` trapped in `witplug:plugin/transformer#process-batch`"
+            ),
+            "{error}"
+        );
+
+        // The host keeps serving: the same plugin answers the next call correctly.
+        let outcomes = plugin
+            .process_batch(&[record("fine", &[])])
+            .await
+            .expect("healthy again");
+        assert_eq!(outcomes, [Outcome::Keep(record("fine", &[]))]);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_number_of_outcomes_breaks_the_contract() {
+    let error = faulty()
+        .await
+        .process_batch(&[record("a", &[]), record("wrong-count", &[])])
+        .await
+        .expect_err("contract violation");
+    assert!(
+        matches!(&error, Error::Contract { plugin, message, .. }
+            if plugin == "faulty" && message == "returned 0 outcomes for a batch of 2 records (one per record expected)"),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,93 @@
+//! The Rust guests: one cargo build of the `guest-rust/` workspace for `wasm32-wasip2`,
+//! whose linker already emits components, then a copy of each member's component into
+//! `target/guests/rust-<package>.wasm`.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::toolchain::WASM_TARGET;
+use crate::util::{self, Paths, Step};
+
+/// Builds every Rust guest; cargo is incremental, so this is quick when nothing changed.
+pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
+    let workspace = paths.root.join("guest-rust");
+    // An explicit target dir, so that the artifacts are where we copy them from even when
+    // CARGO_TARGET_DIR or build.target-dir is set.
+    let target_dir = workspace.join("target");
+
+    let step = Step::start("rust guests", "cargo build");
+    let mut cmd = util::cargo();
+    cmd.args(["build", "--release", "--workspace", "--quiet"])
+        .args(["--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .args(["--color", util::color_choice()]);
+    if let Some(jobs) = jobs {
+        cmd.arg(format!("--jobs={jobs}"));
+    }
+    let output = util::run_captured(&mut cmd).context("cannot build the Rust guests")?;
+    // With `--quiet`, whatever cargo printed is warnings: show them.
+    let warnings = String::from_utf8_lossy(&output.stderr);
+    if !warnings.trim().is_empty() {
+        step.println(warnings.trim_end());
+    }
+
+    step.set("copying components");
+    let guests = components(&workspace)?;
+    let built = target_dir.join(WASM_TARGET).join("release");
+    let mut updated = 0;
+    for (artifact, name) in &guests {
+        let from = built.join(artifact);
+        let to = paths.guests.join(name);
+        let bytes = fs::read(&from)
+            .with_context(|| format!("{name}: cannot read {}", util::shown(paths, &from)))?;
+        if util::write_if_changed(&to, &bytes).with_context(|| format!("{name}: copy"))? {
+            updated += 1;
+        }
+    }
+    step.done(&format!("{} components, {updated} updated", guests.len()));
+    Ok(())
+}
+
+/// The components the guest workspace builds, from `cargo metadata`: for each member, the
+/// file cargo writes and its name in `target/guests/`, `rust-<package>.wasm`.
+fn components(workspace: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let output = util::run_captured(
+        util::cargo()
+            .args([
+                "metadata",
+                "--format-version=1",
+                "--no-deps",
+                "--manifest-path",
+            ])
+            .arg(workspace.join("Cargo.toml")),
+    )?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cannot parse `cargo metadata`")?;
+    let mut components = Vec::new();
+    for package in metadata["packages"].as_array().into_iter().flatten() {
+        let name = package["name"]
+            .as_str()
+            .context("a package without a name")?;
+        for target in package["targets"].as_array().into_iter().flatten() {
+            let kinds = target["kind"].as_array().into_iter().flatten();
+            let kinds: Vec<&str> = kinds.filter_map(|k| k.as_str()).collect();
+            let target_name = target["name"].as_str().unwrap_or(name);
+            // A library's file takes `_` for `-`; a binary's keeps its name.
+            let file = if kinds.contains(&"cdylib") {
+                target_name.replace('-', "_")
+            } else if kinds.contains(&"bin") {
+                target_name.to_owned()
+            } else {
+                continue;
+            };
+            components.push((format!("{file}.wasm"), format!("rust-{name}.wasm")));
+        }
+    }
+    components.sort();
+    Ok(components)
+}
