@@ -16,6 +16,23 @@ use crate::error::GrantError;
 /// How much of a captured stream is kept; the rest is dropped, not buffered.
 const CAPTURE_LIMIT: usize = 64 * 1024;
 
+/// Returned (as the error of a trappable host function) when a guest asks for something it
+/// was not granted; witplug reports it as [`Error::CapabilityDenied`](crate::Error).
+/// Check before any side effect, e.g. `return Err(CapabilityDenied::new("network").into())`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("capability denied: {capability}")]
+pub struct CapabilityDenied {
+    pub capability: String,
+}
+
+impl CapabilityDenied {
+    pub fn new(capability: impl Into<String>) -> Self {
+        Self {
+            capability: capability.into(),
+        }
+    }
+}
+
 /// Access granted on a directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {

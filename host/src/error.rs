@@ -5,6 +5,10 @@
 //! name the plugin and the export, so that one log line says who failed where.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::capabilities::CapabilityDenied;
+use crate::limits::{LimitExceeded, Limits};
 
 /// Everything the library can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +22,14 @@ pub enum Error {
     /// The engine could not be set up (a configuration wasmtime rejects).
     #[error("could not configure the wasmtime engine")]
     Engine(#[source] wasmtime::Error),
+
+    /// The plugin's `Limits` cannot be honoured by this runtime.
+    #[error("invalid limits: {0}")]
+    InvalidLimits(&'static str),
+
+    /// The epoch ticker thread could not be started.
+    #[error("could not start the epoch ticker thread")]
+    Ticker(#[source] std::io::Error),
 
     /// The component loaded and type-checked but its instantiation failed (e.g. its start
     /// function trapped, or a granted directory vanished since).
@@ -40,6 +52,72 @@ pub enum Error {
         trap: wasmtime::Trap,
         /// The guest backtrace and whatever the guest wrote to a captured stderr.
         detail: String,
+    },
+
+    /// The call ran past `Limits::call_timeout` and was stopped.
+    #[error("plugin `{plugin}` ran out of time in `{export}` (limit {timeout:?})")]
+    Timeout {
+        plugin: String,
+        export: String,
+        timeout: Duration,
+    },
+
+    /// The guest tried to grow its linear memory past `Limits::max_memory_bytes`.
+    #[error(
+        "plugin `{plugin}` exceeded its memory limit in `{export}`: asked for {requested} bytes, limit {limit}"
+    )]
+    MemoryLimit {
+        plugin: String,
+        export: String,
+        limit: usize,
+        requested: usize,
+    },
+
+    /// The guest tried to grow a table past `Limits::max_table_elements`.
+    #[error(
+        "plugin `{plugin}` exceeded its table limit in `{export}`: asked for {requested} elements, limit {limit}"
+    )]
+    TableLimit {
+        plugin: String,
+        export: String,
+        limit: usize,
+        requested: usize,
+    },
+
+    /// The guest recursed deeper than `RuntimeConfig::max_wasm_stack` allows.
+    #[error(
+        "plugin `{plugin}` overflowed its stack in `{export}`{}",
+        format_detail(detail)
+    )]
+    StackOverflow {
+        plugin: String,
+        export: String,
+        detail: String,
+    },
+
+    /// The guest burnt its `Limits::fuel_per_call`.
+    #[error("plugin `{plugin}` ran out of fuel in `{export}` (limit {fuel})")]
+    FuelExhausted {
+        plugin: String,
+        export: String,
+        fuel: u64,
+    },
+
+    /// The guest tried to pass more than `Limits::max_transfer_bytes` across the boundary
+    /// in one call (a huge result, or huge arguments to a host function).
+    #[error("plugin `{plugin}` tried to pass more than {limit} bytes to the host in `{export}`")]
+    TransferLimit {
+        plugin: String,
+        export: String,
+        limit: usize,
+    },
+
+    /// A host function refused the guest a capability it was not granted.
+    #[error("plugin `{plugin}` was denied {capability} in `{export}`")]
+    CapabilityDenied {
+        plugin: String,
+        export: String,
+        capability: String,
     },
 
     /// The guest answered, but broke its world's contract (e.g. a wrong number of outcomes).
@@ -153,11 +231,54 @@ impl Error {
         export: &str,
         error: wasmtime::Error,
         captured_stderr: Option<String>,
+        limits: &Limits,
     ) -> Self {
+        let plugin = plugin.to_owned();
+        let export = export.to_owned();
+        if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+            return match *limit {
+                LimitExceeded::Memory { limit, requested } => Error::MemoryLimit {
+                    plugin,
+                    export,
+                    limit,
+                    requested,
+                },
+                LimitExceeded::Table { limit, requested } => Error::TableLimit {
+                    plugin,
+                    export,
+                    limit,
+                    requested,
+                },
+                LimitExceeded::Deadline { timeout } => Error::Timeout {
+                    plugin,
+                    export,
+                    timeout,
+                },
+            };
+        }
+        if let Some(denied) = error.downcast_ref::<CapabilityDenied>() {
+            return Error::CapabilityDenied {
+                plugin,
+                export,
+                capability: denied.capability.clone(),
+            };
+        }
+        // wasmtime reports its "hostcall fuel" running out with a private error type;
+        // its message is all there is to recognise it by.
+        if error
+            .chain()
+            .any(|cause| cause.to_string().contains("too much data is being copied"))
+        {
+            return Error::TransferLimit {
+                plugin,
+                export,
+                limit: limits.max_transfer_bytes,
+            };
+        }
         let Some(trap) = error.downcast_ref::<wasmtime::Trap>().copied() else {
             return Error::Call {
-                plugin: plugin.to_owned(),
-                export: export.to_owned(),
+                plugin,
+                export,
                 source: error,
             };
         };
@@ -170,11 +291,24 @@ impl Error {
         if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
             detail.push_str(&backtrace.to_string());
         }
-        Error::Trap {
-            plugin: plugin.to_owned(),
-            export: export.to_owned(),
-            trap,
-            detail: detail.trim_end().to_owned(),
+        let detail = detail.trim_end().to_owned();
+        match trap {
+            wasmtime::Trap::StackOverflow => Error::StackOverflow {
+                plugin,
+                export,
+                detail,
+            },
+            wasmtime::Trap::OutOfFuel => Error::FuelExhausted {
+                plugin,
+                export,
+                fuel: limits.fuel_per_call.unwrap_or_default(),
+            },
+            trap => Error::Trap {
+                plugin,
+                export,
+                trap,
+                detail,
+            },
         }
     }
 
@@ -182,11 +316,22 @@ impl Error {
     pub fn plugin(&self) -> Option<&str> {
         match self {
             Error::Instantiate { plugin, .. }
+            | Error::Timeout { plugin, .. }
+            | Error::MemoryLimit { plugin, .. }
+            | Error::TableLimit { plugin, .. }
+            | Error::StackOverflow { plugin, .. }
+            | Error::FuelExhausted { plugin, .. }
+            | Error::TransferLimit { plugin, .. }
+            | Error::CapabilityDenied { plugin, .. }
             | Error::Trap { plugin, .. }
             | Error::Contract { plugin, .. }
             | Error::Poisoned { plugin, .. }
             | Error::Call { plugin, .. } => Some(plugin),
-            Error::Load(_) | Error::Grant(_) | Error::Engine(_) => None,
+            Error::Load(_)
+            | Error::Grant(_)
+            | Error::Engine(_)
+            | Error::Ticker(_)
+            | Error::InvalidLimits(_) => None,
         }
     }
 }

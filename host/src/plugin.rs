@@ -15,6 +15,7 @@ use crate::capabilities::{Capabilities, Stdio};
 use crate::component::{LoadedComponent, list_or_nothing};
 use crate::engine::Runtime;
 use crate::error::{Error, LoadError};
+use crate::limits::{Limits, StoreLimiter};
 use crate::state::{LogSink, PluginConfig, PluginState};
 
 /// The store of one instance.
@@ -54,6 +55,7 @@ pub struct PluginOptions {
     pub capabilities: Capabilities,
     pub config: PluginConfig,
     pub log_sink: Option<LogSink>,
+    pub limits: Limits,
 }
 
 impl PluginOptions {
@@ -76,6 +78,11 @@ impl PluginOptions {
         self.log_sink = Some(sink);
         self
     }
+
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
 }
 
 /// A component ready to be instantiated as world `W`. Cheap to clone; share it freely.
@@ -90,6 +97,7 @@ struct PluginInner<W: World> {
     capabilities: Capabilities,
     config: Arc<PluginConfig>,
     log_sink: Option<LogSink>,
+    limits: Limits,
     make_data: Box<dyn Fn() -> W::Data + Send + Sync>,
 }
 
@@ -144,6 +152,11 @@ impl<W: World> Plugin<W> {
             exports: list_or_nothing(&component.export_names()),
             imports: list_or_nothing(&component.import_names()),
         };
+        if options.limits.fuel_per_call.is_some() && !runtime.config().fuel_metering {
+            return Err(Error::InvalidLimits(
+                "`fuel_per_call` needs a runtime created with `fuel_metering` on",
+            ));
+        }
         let mut linker = Linker::new(runtime.engine());
         // Failing to build the linker is a bug in witplug or in the world's glue, not in
         // the component; report it as an engine problem.
@@ -171,6 +184,7 @@ impl<W: World> Plugin<W> {
                 capabilities: options.capabilities,
                 config: Arc::new(options.config),
                 log_sink: options.log_sink,
+                limits: options.limits,
                 make_data: Box::new(make_data),
             }),
         };
@@ -210,21 +224,55 @@ impl<W: World> Plugin<W> {
             log_sink,
             wasi,
             captured,
+            StoreLimiter::new(inner.limits.clone()),
             (inner.make_data)(),
         );
         let mut store = Store::new(inner.runtime.engine(), state);
-        let bindings = W::instantiate(&inner.pre, &mut store)
-            .await
-            .map_err(|source| Error::Instantiate {
-                plugin: inner.name.to_string(),
-                source,
-            })?;
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(StoreLimiter::on_epoch_tick);
+        store.set_hostcall_fuel(inner.limits.max_transfer_bytes);
+        let fuel = inner
+            .runtime
+            .config()
+            .fuel_metering
+            .then(|| inner.limits.fuel_per_call.unwrap_or(u64::MAX));
+        start_call(&mut store, fuel);
+        let bindings = match W::instantiate(&inner.pre, &mut store).await {
+            Ok(bindings) => bindings,
+            Err(error) => {
+                // Limits apply to instantiation too (initial memory, start functions).
+                let stderr = None;
+                return Err(
+                    match Error::from_call(
+                        &inner.name,
+                        "(instantiation)",
+                        error,
+                        stderr,
+                        &inner.limits,
+                    ) {
+                        Error::Call { plugin, source, .. } => Error::Instantiate { plugin, source },
+                        error => error,
+                    },
+                );
+            }
+        };
         Ok(Instance {
             store,
             bindings,
+            fuel,
             poisoned_by: None,
             capture_stderr: capabilities.stderr_policy() == Stdio::Capture,
         })
+    }
+}
+
+/// Resets the per-call budget: deadline, epoch check and fuel.
+fn start_call<D>(store: &mut PluginStore<D>, fuel: Option<u64>) {
+    store.data_mut().limiter.start_call();
+    store.set_epoch_deadline(1);
+    if let Some(fuel) = fuel {
+        // Cannot fail: `fuel` is only `Some` when the engine meters fuel.
+        let _ = store.set_fuel(fuel);
     }
 }
 
@@ -233,7 +281,9 @@ impl<W: World> Plugin<W> {
 pub struct Instance<W: World> {
     store: Store<PluginState<W::Data>>,
     bindings: W,
-    /// The export that trapped, once one has: a trapped instance is never entered again.
+    /// Fuel each call starts with, when the runtime meters fuel.
+    fuel: Option<u64>,
+    /// The export that failed, once one has: a failed instance is never entered again.
     poisoned_by: Option<String>,
     capture_stderr: bool,
 }
@@ -248,11 +298,12 @@ impl<W: World> Instance<W> {
                 export: export.clone(),
             });
         }
+        start_call(&mut self.store, self.fuel);
         Ok((&self.bindings, &mut self.store))
     }
 
-    /// Turns the raw result of a call to `export` into a typed [`Error`]. A trap poisons the
-    /// instance.
+    /// Turns the raw result of a call to `export` into a typed [`Error`]. A failure poisons
+    /// the instance.
     pub fn finish<R>(&mut self, export: &str, result: wasmtime::Result<R>) -> Result<R, Error> {
         result.map_err(|error| self.fail(export, error))
     }
@@ -265,10 +316,16 @@ impl<W: World> Instance<W> {
         } else {
             None
         };
-        let error = Error::from_call(state.plugin(), export, error, stderr);
-        if matches!(error, Error::Trap { .. }) {
-            self.poisoned_by = Some(export.to_owned());
-        }
+        let error = Error::from_call(
+            state.plugin(),
+            export,
+            error,
+            stderr,
+            state.limiter.limits(),
+        );
+        // The guest was unwound mid-call (trap, limit, host error): its state may be
+        // half-updated, so it is never entered again.
+        self.poisoned_by = Some(export.to_owned());
         error
     }
 

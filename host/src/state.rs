@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::capabilities::CapturedOutput;
 use crate::error::GrantError;
+use crate::limits::StoreLimiter;
 
 /// Read-only key/value configuration given to a plugin by whoever runs it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub struct PluginState<D = ()> {
     pub(crate) config: Arc<PluginConfig>,
     pub(crate) log_sink: Option<LogSink>,
     pub(crate) captured: CapturedOutput,
+    pub(crate) limiter: StoreLimiter,
     wasi: WasiCtx,
     table: ResourceTable,
     /// Host state of a world defined outside witplug (`()` for the built-in worlds).
@@ -95,6 +97,7 @@ impl<D> PluginState<D> {
         log_sink: Option<LogSink>,
         wasi: WasiCtx,
         captured: CapturedOutput,
+        limiter: StoreLimiter,
         data: D,
     ) -> Self {
         Self {
@@ -102,6 +105,7 @@ impl<D> PluginState<D> {
             config,
             log_sink,
             captured,
+            limiter,
             wasi,
             table: ResourceTable::new(),
             data,

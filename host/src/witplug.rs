@@ -27,14 +27,16 @@ pub mod component;
 pub mod engine;
 pub mod error;
 pub mod jsonl;
+pub mod limits;
 pub mod plugin;
 pub mod state;
 pub mod worlds;
 
-pub use capabilities::{Access, Capabilities, DirGrant, Stdio};
+pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::LoadedComponent;
-pub use engine::Runtime;
+pub use engine::{Runtime, RuntimeConfig};
 pub use error::{Error, GrantError, LoadError};
+pub use limits::Limits;
 pub use plugin::{Instance, Plugin, PluginOptions, PluginStore, World};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;

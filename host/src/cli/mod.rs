@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Each subcommand is one module.
 
 mod inspect;
+mod limits;
 mod run;
 mod transform;
 

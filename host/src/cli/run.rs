@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use witplug::{Capabilities, CommandPlugin, DirGrant, PluginOptions, Runtime, Stdio};
+use witplug::{Capabilities, CommandPlugin, DirGrant, PluginOptions, Stdio};
 
 /// Run a `wasi:cli/command` component; its exit code and stdio pass through.
 ///
 /// Examples:
 ///   witplug run filetool.wasm --dir ./data::/data:ro -- count /data/notes.txt
 ///   witplug run app.wasm --env HOME --env MODE=fast -- --flag value
+///   witplug run app.wasm --max-memory 64 --timeout-ms 2000
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -25,6 +26,9 @@ pub struct RunArgs {
     /// Grant an environment variable: NAME passes the host's value, NAME=VALUE sets one.
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
     envs: Vec<String>,
+
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
 
     /// Arguments for the component (after `--`).
     #[arg(last = true)]
@@ -48,11 +52,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for spec in &args.envs {
         capabilities = capabilities.env_spec(spec)?;
     }
-    let runtime = Runtime::new()?;
+    let runtime = args.limits.runtime()?;
     let command = CommandPlugin::load(
         &runtime,
         &args.component,
-        PluginOptions::default().capabilities(capabilities),
+        PluginOptions::default()
+            .capabilities(capabilities)
+            .limits(args.limits.limits()),
     )
     .await?;
     let exit = command

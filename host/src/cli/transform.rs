@@ -13,7 +13,7 @@ use serde_json::Value as Json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use witplug::jsonl;
 use witplug::worlds::transform::Outcome;
-use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Runtime, Stdio, TransformPlugin};
+use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, TransformPlugin};
 
 /// Transform JSON Lines records with a transform plugin; writes one JSON line per input line.
 ///
@@ -24,6 +24,7 @@ use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Runtime, Stdio,
 /// Examples:
 ///   witplug transform email-normalizer.wasm --input samples/records.jsonl
 ///   cat records.jsonl | witplug transform email-normalizer.wasm --config blocked-domains=mailinator.com
+///   witplug transform rule.wasm --input big.jsonl --batch 1000 --max-memory 64 --timeout-ms 500
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct TransformArgs {
@@ -41,6 +42,9 @@ pub struct TransformArgs {
     /// Read records from this file instead of stdin.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+
+    #[command(flatten)]
+    limits: super::limits::LimitArgs,
 }
 
 /// Counts of each kind of output line, for the closing summary.
@@ -155,11 +159,12 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     for spec in &args.config {
         config = config.set_spec(spec)?;
     }
-    let runtime = Runtime::new()?;
+    let runtime = args.limits.runtime()?;
     // stderr is captured so that a guest's panic message ends up in its failure line.
     let options = PluginOptions::default()
         .capabilities(Capabilities::none().stderr(Stdio::Capture))
-        .config(config);
+        .config(config)
+        .limits(args.limits.limits());
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {

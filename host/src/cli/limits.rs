@@ -1,0 +1,56 @@
+//! The limit flags shared by the subcommands that run plugins.
+
+use std::time::Duration;
+
+use clap::Args;
+use witplug::{Limits, Runtime, RuntimeConfig};
+
+/// Per-plugin limits. Defaults: 256 MiB memory, 10 s per call, 64 MiB per transfer,
+/// no fuel metering.
+#[derive(Args, Debug)]
+pub struct LimitArgs {
+    /// Linear memory the plugin may use, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_memory: Option<usize>,
+
+    /// Wall-clock time one call may take, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    timeout_ms: Option<u64>,
+
+    /// Fuel (about one per wasm instruction) one call may burn; turns fuel metering on.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+
+    /// Bytes the plugin may hand to the host in one call, in MiB.
+    #[arg(long, value_name = "MIB")]
+    max_transfer: Option<usize>,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            max_memory_bytes: self
+                .max_memory
+                .map_or(defaults.max_memory_bytes, |mib| mib.saturating_mul(1 << 20)),
+            call_timeout: self
+                .timeout_ms
+                .map_or(defaults.call_timeout, Duration::from_millis),
+            fuel_per_call: self.fuel,
+            max_transfer_bytes: self
+                .max_transfer
+                .map_or(defaults.max_transfer_bytes, |mib| {
+                    mib.saturating_mul(1 << 20)
+                }),
+            ..defaults
+        }
+    }
+
+    /// The runtime these limits need (fuel metering only when asked for).
+    pub fn runtime(&self) -> Result<Runtime, witplug::Error> {
+        Runtime::with_config(RuntimeConfig {
+            fuel_metering: self.fuel.is_some(),
+            ..RuntimeConfig::default()
+        })
+    }
+}

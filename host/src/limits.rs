@@ -1,0 +1,196 @@
+//! Per-plugin resource limits: memory, tables, instances, CPU time, fuel and the size of
+//! what may cross the boundary from the guest.
+//!
+//! Limits are set per plugin ([`Limits`], in `PluginOptions`) and enforced per instance:
+//! every `Store` gets its own [`StoreLimiter`] and its own call deadline. Each breach
+//! surfaces as its own [`Error`](crate::Error) variant, never as a host panic or abort.
+
+use std::time::{Duration, Instant};
+
+use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
+
+/// Limits of one plugin. The defaults suit a record-processing plugin; raise them for
+/// heavier guests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory of one instance, all its memories together, in bytes.
+    pub max_memory_bytes: usize,
+    /// Elements of one table.
+    pub max_table_elements: usize,
+    /// Core instances, tables and memories one component instance may create.
+    pub max_instances: usize,
+    pub max_tables: usize,
+    pub max_memories: usize,
+    /// Wall-clock time one call (or one instantiation) may take. Enforced by epoch
+    /// interruption: a spinning guest is stopped within this plus two ticks of the
+    /// runtime's epoch ticker, and yields to the async executor at every tick meanwhile.
+    pub call_timeout: Duration,
+    /// Fuel (roughly, wasm instructions) one call may burn, for deterministic metering.
+    /// Only honoured when the runtime was created with fuel metering on.
+    pub fuel_per_call: Option<u64>,
+    /// Bytes the host will copy out of the guest in one call (results of an export, or
+    /// arguments of a host import). Bounds host memory a plugin can make the host
+    /// allocate, even when it returns many aliases of one buffer.
+    pub max_transfer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 256 << 20,
+            max_table_elements: 1 << 20,
+            max_instances: 64,
+            max_tables: 64,
+            max_memories: 16,
+            call_timeout: Duration::from_secs(10),
+            fuel_per_call: None,
+            max_transfer_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A limit a guest ran into; carried as the source of the failed call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("memory limit of {limit} bytes exceeded (the guest asked for {requested} bytes)")]
+    Memory { limit: usize, requested: usize },
+    #[error("table limit of {limit} elements exceeded (the guest asked for {requested})")]
+    Table { limit: usize, requested: usize },
+    #[error("call exceeded its time limit of {timeout:?}")]
+    Deadline { timeout: Duration },
+}
+
+/// The per-store half of [`Limits`]: the resource limiter and the current call's deadline.
+pub struct StoreLimiter {
+    limits: Limits,
+    memory_in_use: usize,
+    deadline: Option<Instant>,
+}
+
+impl StoreLimiter {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            memory_in_use: 0,
+            deadline: None,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Starts the clock of a call (or an instantiation).
+    pub(crate) fn start_call(&mut self) {
+        self.deadline = Some(Instant::now() + self.limits.call_timeout);
+    }
+
+    /// Called by wasmtime at each epoch tick while the guest runs: yield to the executor,
+    /// or stop the guest once its time is up.
+    pub(crate) fn on_epoch_tick<D>(
+        store: StoreContextMut<'_, crate::PluginState<D>>,
+    ) -> wasmtime::Result<UpdateDeadline> {
+        let limiter = &store.data().limiter;
+        match limiter.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                Err(wasmtime::Error::new(LimitExceeded::Deadline {
+                    timeout: limiter.limits.call_timeout,
+                }))
+            }
+            _ => Ok(UpdateDeadline::Yield(1)),
+        }
+    }
+}
+
+impl ResourceLimiter for StoreLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let requested = self
+            .memory_in_use
+            .saturating_add(desired.saturating_sub(current));
+        if requested > self.limits.max_memory_bytes {
+            // An error (rather than `Ok(false)`) traps the guest at once: a plugin that
+            // ignores failed allocations cannot go on to misbehave.
+            return Err(wasmtime::Error::new(LimitExceeded::Memory {
+                limit: self.limits.max_memory_bytes,
+                requested,
+            }));
+        }
+        self.memory_in_use = requested;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limits.max_table_elements {
+            return Err(wasmtime::Error::new(LimitExceeded::Table {
+                limit: self.limits.max_table_elements,
+                requested: desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.max_instances
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.max_tables
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.max_memories
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(max_memory_bytes: usize) -> StoreLimiter {
+        StoreLimiter::new(Limits {
+            max_memory_bytes,
+            ..Limits::default()
+        })
+    }
+
+    #[test]
+    fn memory_is_counted_across_memories() {
+        let mut limiter = limiter(100);
+        assert!(limiter.memory_growing(0, 60, None).expect("fits"));
+        let error = limiter
+            .memory_growing(0, 50, None)
+            .expect_err("60 + 50 > 100");
+        assert_eq!(
+            error.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::Memory {
+                limit: 100,
+                requested: 110
+            })
+        );
+        assert!(
+            limiter
+                .memory_growing(60, 100, None)
+                .expect("grows the first to 100")
+        );
+    }
+
+    #[test]
+    fn tables_are_capped_per_table() {
+        let mut limiter = StoreLimiter::new(Limits {
+            max_table_elements: 10,
+            ..Limits::default()
+        });
+        assert!(limiter.table_growing(0, 10, None).expect("fits"));
+        assert!(limiter.table_growing(10, 11, None).is_err());
+    }
+}
