@@ -5,6 +5,8 @@
 //! every `Store` gets its own [`StoreLimiter`] and its own call deadline. Each breach
 //! surfaces as its own [`Error`](crate::Error) variant, never as a host panic or abort.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::{ResourceLimiter, StoreContextMut, UpdateDeadline};
@@ -65,15 +67,29 @@ pub struct StoreLimiter {
     limits: Limits,
     memory_in_use: usize,
     deadline: Option<Instant>,
+    /// The epoch tick: a guest runs at least this long between two yields.
+    tick: Duration,
+    /// When the guest last started running (call start or resume after a yield), in
+    /// nanoseconds since `epoch_base`; written by the yield future, hence atomic.
+    running_since: Arc<AtomicU64>,
+    epoch_base: Instant,
 }
 
 impl StoreLimiter {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, tick: Duration) -> Self {
         Self {
             limits,
             memory_in_use: 0,
             deadline: None,
+            tick,
+            running_since: Arc::new(AtomicU64::new(0)),
+            epoch_base: Instant::now(),
         }
+    }
+
+    fn mark_running(running_since: &AtomicU64, epoch_base: Instant) {
+        let nanos = u64::try_from(epoch_base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        running_since.store(nanos, Ordering::Relaxed);
     }
 
     pub fn limits(&self) -> &Limits {
@@ -83,22 +99,40 @@ impl StoreLimiter {
     /// Starts the clock of a call (or an instantiation).
     pub(crate) fn start_call(&mut self) {
         self.deadline = Some(Instant::now() + self.limits.call_timeout);
+        Self::mark_running(&self.running_since, self.epoch_base);
     }
 
-    /// Called by wasmtime at each epoch tick while the guest runs: yield to the executor,
-    /// or stop the guest once its time is up.
+    /// Called by wasmtime when the guest reaches an epoch check past its epoch deadline:
+    /// stop the guest once its time is up; otherwise yield to the executor if it has run
+    /// for a whole tick, so that other tasks on the same thread keep flowing.
     pub(crate) fn on_epoch_tick<D>(
         store: StoreContextMut<'_, crate::PluginState<D>>,
     ) -> wasmtime::Result<UpdateDeadline> {
         let limiter = &store.data().limiter;
-        match limiter.deadline {
-            Some(deadline) if Instant::now() >= deadline => {
-                Err(wasmtime::Error::new(LimitExceeded::Deadline {
-                    timeout: limiter.limits.call_timeout,
-                }))
-            }
-            _ => Ok(UpdateDeadline::Yield(1)),
+        let now = Instant::now();
+        if limiter.deadline.is_some_and(|deadline| now >= deadline) {
+            return Err(wasmtime::Error::new(LimitExceeded::Deadline {
+                timeout: limiter.limits.call_timeout,
+            }));
         }
+        // The epoch also advances while the guest is parked; a guest that has just been
+        // resumed must get a full tick of work before it yields again, or it would crawl.
+        let since = limiter.running_since.load(Ordering::Relaxed);
+        let running_for = now
+            .duration_since(limiter.epoch_base)
+            .saturating_sub(Duration::from_nanos(since));
+        if running_for < limiter.tick {
+            return Ok(UpdateDeadline::Continue(1));
+        }
+        let running_since = limiter.running_since.clone();
+        let epoch_base = limiter.epoch_base;
+        Ok(UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                Self::mark_running(&running_since, epoch_base);
+            }),
+        ))
     }
 }
 
@@ -157,10 +191,13 @@ mod tests {
     use super::*;
 
     fn limiter(max_memory_bytes: usize) -> StoreLimiter {
-        StoreLimiter::new(Limits {
-            max_memory_bytes,
-            ..Limits::default()
-        })
+        StoreLimiter::new(
+            Limits {
+                max_memory_bytes,
+                ..Limits::default()
+            },
+            Duration::from_millis(10),
+        )
     }
 
     #[test]
@@ -186,10 +223,13 @@ mod tests {
 
     #[test]
     fn tables_are_capped_per_table() {
-        let mut limiter = StoreLimiter::new(Limits {
-            max_table_elements: 10,
-            ..Limits::default()
-        });
+        let mut limiter = StoreLimiter::new(
+            Limits {
+                max_table_elements: 10,
+                ..Limits::default()
+            },
+            Duration::from_millis(10),
+        );
         assert!(limiter.table_growing(0, 10, None).expect("fits"));
         assert!(limiter.table_growing(10, 11, None).is_err());
     }

@@ -224,7 +224,7 @@ impl<W: World> Plugin<W> {
             log_sink,
             wasi,
             captured,
-            StoreLimiter::new(inner.limits.clone()),
+            StoreLimiter::new(inner.limits.clone(), inner.runtime.config().epoch_tick),
             (inner.make_data)(),
         );
         let mut store = Store::new(inner.runtime.engine(), state);

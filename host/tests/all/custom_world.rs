@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
-use witplug::{Capabilities, Error, Plugin, PluginOptions, PluginState, World};
+use witplug::{Capabilities, CapabilityDenied, Error, Plugin, PluginOptions, PluginState, World};
 
 use crate::common::{component, runtime};
 
@@ -16,22 +16,30 @@ wasmtime::component::bindgen!({
     world: "moderation",
     path: "../examples/custom-world/wit",
     exports: { default: async },
+    // Trappable, so that the host can refuse the lookup (a capability check).
+    imports: { "acme:moderation/wordlist.is-blocked": trappable },
 });
 
 use acme::moderation::wordlist;
 use exports::acme::moderation::scorer::Verdict;
 
-/// The host state this world needs: the blocklist behind `wordlist.is-blocked`.
+/// The host state this world needs: the blocklist behind `wordlist.is-blocked`, and
+/// whether this plugin was granted lookups at all.
 #[derive(Default)]
 pub struct Blocklist {
     words: HashSet<String>,
     lookups: usize,
+    lookups_granted: bool,
 }
 
 impl wordlist::Host for Blocklist {
-    fn is_blocked(&mut self, word: String) -> bool {
+    fn is_blocked(&mut self, word: String) -> wasmtime::Result<bool> {
+        // The capability check comes first, before any effect.
+        if !self.lookups_granted {
+            return Err(CapabilityDenied::new("wordlist lookups").into());
+        }
         self.lookups += 1;
-        self.words.contains(&word)
+        Ok(self.words.contains(&word))
     }
 }
 
@@ -73,7 +81,28 @@ fn blocklist() -> Blocklist {
     Blocklist {
         words: ["spam", "scam"].into_iter().map(String::from).collect(),
         lookups: 0,
+        lookups_granted: true,
     }
+}
+
+#[tokio::test]
+async fn a_host_function_can_deny_a_capability_with_a_typed_error() {
+    let plugin: Plugin<Moderation> = Plugin::with_data(
+        runtime(),
+        &component("rust-scorer"),
+        PluginOptions::default().name("moderator"),
+        Blocklist::default,
+    )
+    .await
+    .expect("links");
+    let error = score(&plugin, "hello")
+        .await
+        .expect_err("lookups were not granted");
+    assert!(
+        matches!(&error, Error::CapabilityDenied { plugin, export, capability }
+            if plugin == "moderator" && export == SCORE && capability == "wordlist lookups"),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]

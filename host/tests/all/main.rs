@@ -7,5 +7,7 @@ mod cli;
 mod command;
 mod common;
 mod custom_world;
+mod hostile;
+mod load;
 mod loading;
 mod transform;

@@ -1,0 +1,450 @@
+//! Hostile guests (`guest-rust/hostile`, `guest-tinygo/hostile`): each attack gets its exact
+//! typed error, the host stays healthy, and the same plugin serves the next call.
+//!
+//! Time bounds here only check that a runaway guest is stopped at all (and not before its
+//! deadline); how fast is measured by the benchmarks.
+
+use std::time::{Duration, Instant};
+
+use witplug::worlds::transform::Outcome;
+use witplug::{
+    Access, Capabilities, Error, Field, Limits, Plugin, PluginOptions, Record, Runtime,
+    RuntimeConfig, Stdio, TransformPlugin, Value,
+};
+
+use crate::common::{component, runtime};
+
+const TIMEOUT: Duration = Duration::from_millis(300);
+const MEMORY: usize = 64 << 20;
+const TRANSFER: usize = 4 << 20;
+
+fn limits() -> Limits {
+    Limits {
+        max_memory_bytes: MEMORY,
+        call_timeout: TIMEOUT,
+        max_transfer_bytes: TRANSFER,
+        ..Limits::default()
+    }
+}
+
+async fn hostile_with(
+    language: &str,
+    capabilities: Capabilities,
+    limits: Limits,
+) -> TransformPlugin {
+    let options = PluginOptions::default()
+        .name(format!("{language}-hostile"))
+        .capabilities(capabilities.stderr(Stdio::Capture))
+        .limits(limits);
+    let plugin: Plugin<_> = Plugin::new(
+        runtime(),
+        &component(&format!("{language}-hostile")),
+        options,
+    )
+    .await
+    .expect("hostile guest links");
+    TransformPlugin::from(plugin)
+}
+
+async fn hostile(language: &str) -> TransformPlugin {
+    hostile_with(language, Capabilities::none(), limits()).await
+}
+
+fn record(key: &str, fields: &[(&str, Value)]) -> Record {
+    Record {
+        key: key.to_owned(),
+        fields: fields
+            .iter()
+            .map(|(name, value)| Field {
+                name: (*name).to_owned(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+/// The host is still healthy and the plugin answers a harmless call on a fresh instance.
+async fn assert_still_serves(plugin: &TransformPlugin) {
+    let outcomes = plugin
+        .process_batch(&[record("fine", &[])])
+        .await
+        .expect("healthy after the attack");
+    assert_eq!(outcomes, [Outcome::Keep(record("fine", &[]))]);
+}
+
+async fn attack(plugin: &TransformPlugin, attack: Record) -> Error {
+    let key = attack.key.clone();
+    let error = plugin
+        .process_batch(&[attack])
+        .await
+        .expect_err(&format!("`{key}` must fail"));
+    assert_eq!(error.plugin(), Some(plugin.name()), "{error}");
+    error
+}
+
+#[tokio::test]
+async fn runaway_loops_are_stopped_at_the_deadline() {
+    for (language, key) in [
+        ("rust", "spin"),
+        ("rust", "log-storm"),
+        ("rust", "config-storm"),
+        ("go", "spin"),
+        ("go", "goroutines-spin"),
+    ] {
+        let plugin = hostile(language).await;
+        let started = Instant::now();
+        let error = attack(&plugin, record(key, &[])).await;
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(&error, Error::Timeout { export, timeout, .. }
+                if export == "witplug:plugin/transformer#process-batch" && *timeout == TIMEOUT),
+            "{language} {key}: {error:?}"
+        );
+        assert!(
+            elapsed >= TIMEOUT,
+            "{language} {key}: stopped early, after {elapsed:?}"
+        );
+        assert!(
+            elapsed < TIMEOUT * 20,
+            "{language} {key}: stopped only after {elapsed:?}"
+        );
+        assert_still_serves(&plugin).await;
+    }
+}
+
+#[tokio::test]
+async fn memory_bombs_hit_the_memory_limit() {
+    for (language, key) in [
+        ("rust", "grow-memory"),
+        ("rust", "alloc-bomb"),
+        ("go", "alloc-bomb"),
+    ] {
+        let plugin = hostile(language).await;
+        let error = attack(&plugin, record(key, &[])).await;
+        assert!(
+            matches!(&error, Error::MemoryLimit { limit, requested, .. } if *limit == MEMORY && *requested > MEMORY),
+            "{language} {key}: {error:?}"
+        );
+        assert_still_serves(&plugin).await;
+    }
+}
+
+#[tokio::test]
+async fn a_huge_return_value_hits_the_transfer_limit() {
+    let plugin = hostile("rust").await;
+    // Within the limit: fine.
+    let outcomes = plugin
+        .process_batch(&[record("huge-return", &[("bytes", Value::Integer(1 << 20))])])
+        .await
+        .expect("1 MiB is allowed");
+    let Outcome::Keep(kept) = &outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    assert!(matches!(&kept.fields[1].value, Value::Text(blob) if blob.len() == 1 << 20));
+
+    let error = attack(
+        &plugin,
+        record("huge-return", &[("bytes", Value::Integer(16 << 20))]),
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::TransferLimit {
+                limit: TRANSFER,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+
+    // Many small records add up the same way.
+    let error = attack(
+        &plugin,
+        record("huge-list", &[("count", Value::Integer(1_000_000))]),
+    )
+    .await;
+    assert!(
+        matches!(
+            error,
+            Error::TransferLimit { .. } | Error::MemoryLimit { .. }
+        ),
+        "{error:?}"
+    );
+    assert_still_serves(&plugin).await;
+}
+
+#[tokio::test]
+async fn unbounded_recursion_is_a_stack_overflow() {
+    let plugin = hostile("rust").await;
+    let error = attack(&plugin, record("recurse", &[])).await;
+    assert!(matches!(error, Error::StackOverflow { .. }), "{error:?}");
+    assert_still_serves(&plugin).await;
+}
+
+#[tokio::test]
+async fn panics_are_traps_with_the_message() {
+    for (language, message) in [
+        ("rust", "hostile plugin panicked"),
+        ("go", "hostile Go plugin panicked"),
+    ] {
+        let plugin = hostile(language).await;
+        let error = attack(&plugin, record("panic", &[])).await;
+        let Error::Trap { detail, .. } = &error else {
+            panic!("{language}: {error:?}")
+        };
+        assert!(detail.contains(message), "{language}: {detail}");
+        assert_still_serves(&plugin).await;
+    }
+}
+
+#[tokio::test]
+async fn fuel_meters_guests_deterministically() {
+    let metered = Runtime::with_config(RuntimeConfig {
+        fuel_metering: true,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let limits = Limits {
+        fuel_per_call: Some(5_000_000),
+        call_timeout: Duration::from_secs(30),
+        ..limits()
+    };
+    let loaded =
+        witplug::LoadedComponent::from_file(&metered, crate::common::guest_path("rust-hostile"))
+            .expect("loads");
+    let plugin: Plugin<_> = Plugin::new(
+        &metered,
+        &loaded,
+        PluginOptions::default().name("metered").limits(limits),
+    )
+    .await
+    .expect("links");
+    let plugin = TransformPlugin::from(plugin);
+    let error = attack(&plugin, record("spin", &[])).await;
+    assert!(
+        matches!(
+            error,
+            Error::FuelExhausted {
+                fuel: 5_000_000,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_still_serves(&plugin).await;
+
+    // Asking for fuel on a runtime that does not meter it is refused up front.
+    let error = Plugin::<witplug::worlds::transform::TransformWorld>::new(
+        runtime(),
+        &component("rust-hostile"),
+        PluginOptions::default().limits(Limits {
+            fuel_per_call: Some(1),
+            ..Limits::default()
+        }),
+    )
+    .await
+    .err()
+    .expect("fuel without metering");
+    assert!(matches!(error, Error::InvalidLimits(_)), "{error:?}");
+}
+
+/// A host directory tree: `root/secret.txt` is never granted, `root/data/` is, and holds
+/// symlinks that point out of it.
+struct Sandbox {
+    root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("secret.txt"), "top secret").expect("write");
+        let data = root.path().join("data");
+        std::fs::create_dir(&data).expect("mkdir");
+        std::fs::write(data.join("ok.txt"), "granted").expect("write");
+        std::os::unix::fs::symlink("../secret.txt", data.join("relative-link")).expect("symlink");
+        std::os::unix::fs::symlink(root.path().join("secret.txt"), data.join("absolute-link"))
+            .expect("symlink");
+        std::os::unix::fs::symlink("/etc/passwd", data.join("passwd-link")).expect("symlink");
+        Self { root }
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.root.path().join("data")
+    }
+
+    fn read_only(&self) -> Capabilities {
+        Capabilities::none()
+            .dir_at(self.data(), "/data", Access::ReadOnly)
+            .expect("grant")
+    }
+}
+
+fn io_error(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Error(e) if e.code == "io")
+}
+
+#[tokio::test]
+async fn files_outside_the_grant_stay_out_of_reach() {
+    let sandbox = Sandbox::new();
+    for language in ["rust", "go"] {
+        let plugin = hostile_with(language, sandbox.read_only(), limits()).await;
+        let reads = [
+            "/data/ok.txt",
+            "/etc/passwd",
+            "/data/../secret.txt",
+            "/data/relative-link",
+            "/data/absolute-link",
+            "/data/passwd-link",
+            "../secret.txt",
+        ];
+        let batch: Vec<Record> = reads
+            .iter()
+            .map(|path| record("read", &[("path", text(path))]))
+            .collect();
+        let outcomes = plugin.process_batch(&batch).await.expect("reads answer");
+        let Outcome::Keep(granted) = &outcomes[0] else {
+            panic!("{language}: {:?}", outcomes[0])
+        };
+        assert_eq!(granted.fields[1].value, text("granted"), "{language}");
+        for (path, outcome) in reads.iter().zip(&outcomes).skip(1) {
+            assert!(
+                io_error(outcome),
+                "{language}: {path} was readable: {outcome:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_grant_cannot_be_written() {
+    let sandbox = Sandbox::new();
+    let plugin = hostile_with("rust", sandbox.read_only(), limits()).await;
+    let outcomes = plugin
+        .process_batch(&[
+            record(
+                "write",
+                &[("path", text("/data/new.txt")), ("content", text("x"))],
+            ),
+            record(
+                "write",
+                &[
+                    ("path", text("/data/ok.txt")),
+                    ("content", text("overwritten")),
+                ],
+            ),
+        ])
+        .await
+        .expect("answers");
+    assert!(outcomes.iter().all(io_error), "{outcomes:?}");
+    assert!(!sandbox.data().join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(sandbox.data().join("ok.txt")).expect("read"),
+        "granted"
+    );
+}
+
+#[tokio::test]
+async fn environment_variables_are_invisible_unless_granted() {
+    for language in ["rust", "go"] {
+        let plugin = hostile(language).await;
+        let outcomes = plugin
+            .process_batch(&[record("env", &[("name", text("PATH"))])])
+            .await
+            .expect("answers");
+        assert!(
+            matches!(&outcomes[0], Outcome::Error(e) if e.code == "env"),
+            "{language}: {outcomes:?}"
+        );
+    }
+    let plugin = hostile_with("rust", Capabilities::none().env("MODE", "strict"), limits()).await;
+    let outcomes = plugin
+        .process_batch(&[record("env-all", &[])])
+        .await
+        .expect("answers");
+    let Outcome::Keep(kept) = &outcomes[0] else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(
+        kept.fields[0].value,
+        Value::TextList(vec!["MODE=strict".to_owned()])
+    );
+}
+
+#[tokio::test]
+async fn the_network_is_denied() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let plugin = hostile("rust").await;
+    let outcomes = plugin
+        .process_batch(&[
+            record("tcp-connect", &[("addr", text(&addr))]),
+            record("dns", &[("host", text("localhost"))]),
+            record("udp-bind", &[]),
+        ])
+        .await
+        .expect("answers");
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, Outcome::Error(e) if e.code == "net"),
+            "{outcomes:?}"
+        );
+    }
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the guest reached the listener"
+    );
+}
+
+#[tokio::test]
+async fn go_goroutines_that_never_end_die_with_their_instance() {
+    let plugin = hostile("go").await;
+    for _ in 0..3 {
+        let outcomes = plugin
+            .process_batch(&[record("goroutines-leak", &[])])
+            .await
+            .expect("returns");
+        assert_eq!(outcomes, [Outcome::Keep(record("goroutines-leak", &[]))]);
+    }
+    assert_still_serves(&plugin).await;
+}
+
+/// On a single-threaded executor, other plugins' calls complete while one plugin spins:
+/// the spinning guest yields at every epoch tick.
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_plugin_does_not_block_the_executor() {
+    let spinner = hostile_with(
+        "rust",
+        Capabilities::none(),
+        Limits {
+            call_timeout: Duration::from_secs(3),
+            ..limits()
+        },
+    )
+    .await;
+    let spinning = tokio::spawn(async move { spinner.process_batch(&[record("spin", &[])]).await });
+    let worker = hostile("rust").await;
+    for i in 0..20 {
+        let key = format!("work-{i}");
+        let outcomes = worker
+            .process_batch(&[record(&key, &[])])
+            .await
+            .expect("served");
+        assert_eq!(outcomes, [Outcome::Keep(record(&key, &[]))]);
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !spinning.is_finished(),
+        "the other calls waited for the spinning guest"
+    );
+    let error = spinning
+        .await
+        .expect("join")
+        .expect_err("spinner times out");
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+}
