@@ -17,6 +17,7 @@ use crate::error::LoadError;
 pub struct LoadedComponent {
     pub(crate) component: Component,
     pub(crate) path: PathBuf,
+    from_cache: bool,
 }
 
 impl LoadedComponent {
@@ -48,12 +49,31 @@ impl LoadedComponent {
             Header::CoreModule => return Err(LoadError::CoreModule { path }),
             Header::Other => return Err(LoadError::NotWasm { path }),
         }
-        let component =
-            Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Invalid {
-                path: path.clone(),
-                reason: format!("{e:#}"),
-            })?;
-        Ok(Self { component, path })
+        let engine = runtime.engine();
+        if let Some(component) = runtime.cache().and_then(|cache| cache.load(engine, bytes)) {
+            return Ok(Self {
+                component,
+                path,
+                from_cache: true,
+            });
+        }
+        let component = Component::new(engine, bytes).map_err(|e| LoadError::Invalid {
+            path: path.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        if let Some(cache) = runtime.cache() {
+            cache.store(engine, bytes, &component);
+        }
+        Ok(Self {
+            component,
+            path,
+            from_cache: false,
+        })
+    }
+
+    /// Whether the native code came from the compile cache rather than the compiler.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
     }
 
     pub fn path(&self) -> &Path {

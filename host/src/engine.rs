@@ -4,10 +4,12 @@
 //! live in the engine, so creating more than one per process only wastes memory and
 //! start-up time.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, EngineWeak};
+use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::cache::CompileCache;
 use crate::error::Error;
 
 /// Engine-wide settings. Per-plugin limits are in [`Limits`](crate::Limits).
@@ -21,6 +23,31 @@ pub struct RuntimeConfig {
     /// Meter fuel, so that `Limits::fuel_per_call` can apply. Costs some speed on every
     /// plugin, hence off by default.
     pub fuel_metering: bool,
+    /// Where compiled components are cached (see [`CompileCache`]); `None`: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Preallocated instance slots with copy-on-write memory images, or `None` for
+    /// on-demand allocation.
+    pub pooling: Option<Pooling>,
+}
+
+/// Sizing of the pooling allocator. Slots are reserved address space, not memory: only
+/// what instances touch becomes resident.
+#[derive(Clone, Debug)]
+pub struct Pooling {
+    /// Component instances alive at once, across all plugins.
+    pub max_instances: u32,
+    /// The largest linear memory any plugin may have; a plugin's `Limits` above this are
+    /// capped by it.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for Pooling {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 256 << 20,
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -29,6 +56,8 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             max_wasm_stack: 512 << 10,
             fuel_metering: false,
+            cache_dir: None,
+            pooling: None,
         }
     }
 }
@@ -38,6 +67,7 @@ impl Default for RuntimeConfig {
 pub struct Runtime {
     engine: Engine,
     config: RuntimeConfig,
+    cache: Option<CompileCache>,
 }
 
 impl Runtime {
@@ -59,9 +89,26 @@ impl Runtime {
             // Host functions run on the fiber's stack as well: keep a margin above the
             // wasm stack limit.
             .async_stack_size(config.max_wasm_stack + (1 << 20));
+        if let Some(pooling) = &config.pooling {
+            wasmtime_config
+                .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(pooling)));
+        }
+        let cache = config
+            .cache_dir
+            .as_ref()
+            .map(CompileCache::open)
+            .transpose()?;
         let engine = Engine::new(&wasmtime_config).map_err(Error::Engine)?;
         spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
-        Ok(Self { engine, config })
+        Ok(Self {
+            engine,
+            config,
+            cache,
+        })
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     pub fn engine(&self) -> &Engine {
@@ -71,6 +118,26 @@ impl Runtime {
     pub fn config(&self) -> &RuntimeConfig {
         &self.config
     }
+}
+
+fn pooling_config(pooling: &Pooling) -> PoolingAllocationConfig {
+    let mut config = PoolingAllocationConfig::default();
+    // A component (its adapter included) has a handful of core instances, memories and
+    // tables; Go guests have large tables and instance states.
+    config
+        .total_component_instances(pooling.max_instances)
+        .total_core_instances(pooling.max_instances.saturating_mul(8))
+        .total_memories(pooling.max_instances.saturating_mul(4))
+        .total_tables(pooling.max_instances.saturating_mul(4))
+        .total_stacks(pooling.max_instances)
+        .max_memory_size(pooling.max_memory_bytes)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(8)
+        .max_tables_per_component(8)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .table_elements(1 << 16);
+    config
 }
 
 /// One thread for the whole engine, not one per call: it only bumps a counter that the

@@ -27,6 +27,9 @@ pub enum Error {
     #[error("invalid limits: {0}")]
     InvalidLimits(&'static str),
 
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+
     /// The epoch ticker thread could not be started.
     #[error("could not start the epoch ticker thread")]
     Ticker(#[source] std::io::Error),
@@ -331,6 +334,7 @@ impl Error {
             | Error::Grant(_)
             | Error::Engine(_)
             | Error::Ticker(_)
+            | Error::Cache(_)
             | Error::InvalidLimits(_) => None,
         }
     }

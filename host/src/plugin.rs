@@ -6,7 +6,8 @@
 //! a fresh instance per call; stateful worlds keep one for as long as their state lives.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
@@ -47,6 +48,21 @@ pub trait World: Sized + Send + Sync + 'static {
     ) -> impl Future<Output = wasmtime::Result<Self>> + Send;
 }
 
+/// Whether an instance of a stateless world may serve more than one call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InstanceReuse {
+    /// A fresh instance per call: nothing a guest keeps survives its call. The default.
+    #[default]
+    Never,
+    /// Reuse a healthy instance for up to `max_calls` calls. Saves the instantiation, but
+    /// what the guest keeps in memory survives into later calls (of any caller): only
+    /// for plugins that are trusted not to carry data between calls.
+    UpTo { max_calls: u32 },
+}
+
+/// Idle instances kept for reuse, per plugin, at most this many.
+const MAX_IDLE_INSTANCES: usize = 64;
+
 /// What is granted to a plugin and how it is named.
 #[derive(Clone, Default)]
 pub struct PluginOptions {
@@ -56,6 +72,7 @@ pub struct PluginOptions {
     pub config: PluginConfig,
     pub log_sink: Option<LogSink>,
     pub limits: Limits,
+    pub reuse: InstanceReuse,
 }
 
 impl PluginOptions {
@@ -83,6 +100,11 @@ impl PluginOptions {
         self.limits = limits;
         self
     }
+
+    pub fn reuse(mut self, reuse: InstanceReuse) -> Self {
+        self.reuse = reuse;
+        self
+    }
 }
 
 /// A component ready to be instantiated as world `W`. Cheap to clone; share it freely.
@@ -98,6 +120,9 @@ struct PluginInner<W: World> {
     config: Arc<PluginConfig>,
     log_sink: Option<LogSink>,
     limits: Limits,
+    reuse: InstanceReuse,
+    idle: Mutex<Vec<Instance<W>>>,
+    instantiations: AtomicU64,
     make_data: Box<dyn Fn() -> W::Data + Send + Sync>,
 }
 
@@ -185,6 +210,9 @@ impl<W: World> Plugin<W> {
                 config: Arc::new(options.config),
                 log_sink: options.log_sink,
                 limits: options.limits,
+                reuse: options.reuse,
+                idle: Mutex::new(Vec::new()),
+                instantiations: AtomicU64::new(0),
                 make_data: Box::new(make_data),
             }),
         };
@@ -203,6 +231,11 @@ impl<W: World> Plugin<W> {
         &self.inner.name
     }
 
+    /// Instances created so far (the load-time probe included), for monitoring.
+    pub fn instantiations(&self) -> u64 {
+        self.inner.instantiations.load(Ordering::Relaxed)
+    }
+
     /// Creates a new instance with its own store and a fresh WASI context built from the
     /// plugin's capabilities.
     pub async fn instantiate(&self) -> Result<Instance<W>, Error> {
@@ -211,12 +244,40 @@ impl<W: World> Plugin<W> {
             .await
     }
 
+    /// An instance for one call of a stateless world: an idle one when the plugin's
+    /// [`InstanceReuse`] allows, else a new one. Give it back with [`Plugin::checkin`].
+    pub async fn checkout(&self) -> Result<Instance<W>, Error> {
+        let idle = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        match idle {
+            Some(instance) => Ok(instance),
+            None => self.instantiate().await,
+        }
+    }
+
+    /// Takes back an instance after a successful call; keeps it for reuse if the policy
+    /// allows and it is healthy, else drops it.
+    pub fn checkin(&self, mut instance: Instance<W>) {
+        let InstanceReuse::UpTo { max_calls } = self.inner.reuse else {
+            return;
+        };
+        instance.calls += 1;
+        if instance.poisoned_by.is_some() || instance.calls >= max_calls {
+            return;
+        }
+        if let Ok(mut idle) = self.inner.idle.lock()
+            && idle.len() < MAX_IDLE_INSTANCES
+        {
+            idle.push(instance);
+        }
+    }
+
     async fn instantiate_with(
         &self,
         capabilities: &Capabilities,
         log_sink: Option<LogSink>,
     ) -> Result<Instance<W>, Error> {
         let inner = &*self.inner;
+        inner.instantiations.fetch_add(1, Ordering::Relaxed);
         let (wasi, captured) = capabilities.build_wasi()?;
         let state = PluginState::new(
             inner.name.clone(),
@@ -260,6 +321,7 @@ impl<W: World> Plugin<W> {
             store,
             bindings,
             fuel,
+            calls: 0,
             poisoned_by: None,
             capture_stderr: capabilities.stderr_policy() == Stdio::Capture,
         })
@@ -283,6 +345,8 @@ pub struct Instance<W: World> {
     bindings: W,
     /// Fuel each call starts with, when the runtime meters fuel.
     fuel: Option<u64>,
+    /// Calls served, for [`InstanceReuse::UpTo`].
+    calls: u32,
     /// The export that failed, once one has: a failed instance is never entered again.
     poisoned_by: Option<String>,
     capture_stderr: bool,

@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+pub mod cache;
 pub mod capabilities;
 pub mod component;
 pub mod engine;
@@ -32,12 +33,13 @@ pub mod plugin;
 pub mod state;
 pub mod worlds;
 
+pub use cache::CompileCache;
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::LoadedComponent;
-pub use engine::{Runtime, RuntimeConfig};
+pub use engine::{Pooling, Runtime, RuntimeConfig};
 pub use error::{Error, GrantError, LoadError};
 pub use limits::Limits;
-pub use plugin::{Instance, Plugin, PluginOptions, PluginStore, World};
+pub use plugin::{Instance, InstanceReuse, Plugin, PluginOptions, PluginStore, World};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;

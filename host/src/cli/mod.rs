@@ -1,7 +1,8 @@
 //! Argument parsing and dispatch. Each subcommand is one module.
 
+mod compile;
+mod engine_args;
 mod inspect;
-mod limits;
 mod run;
 mod transform;
 
@@ -29,6 +30,7 @@ enum Command {
     Run(run::RunArgs),
     Transform(transform::TransformArgs),
     Inspect(inspect::InspectArgs),
+    Compile(compile::CompileArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Transform(args) => transform::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
+            Command::Compile(args) => compile::run(args),
         }
     });
     match result {

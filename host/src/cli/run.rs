@@ -28,7 +28,7 @@ pub struct RunArgs {
     envs: Vec<String>,
 
     #[command(flatten)]
-    limits: super::limits::LimitArgs,
+    engine: super::engine_args::EngineArgs,
 
     /// Arguments for the component (after `--`).
     #[arg(last = true)]
@@ -52,13 +52,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for spec in &args.envs {
         capabilities = capabilities.env_spec(spec)?;
     }
-    let runtime = args.limits.runtime()?;
+    let runtime = args.engine.runtime()?;
     let command = CommandPlugin::load(
         &runtime,
         &args.component,
         PluginOptions::default()
             .capabilities(capabilities)
-            .limits(args.limits.limits()),
+            .limits(args.engine.limits()),
     )
     .await?;
     let exit = command

@@ -44,7 +44,7 @@ pub struct TransformArgs {
     input: Option<PathBuf>,
 
     #[command(flatten)]
-    limits: super::limits::LimitArgs,
+    engine: super::engine_args::EngineArgs,
 }
 
 /// Counts of each kind of output line, for the closing summary.
@@ -159,12 +159,12 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     for spec in &args.config {
         config = config.set_spec(spec)?;
     }
-    let runtime = args.limits.runtime()?;
+    let runtime = args.engine.runtime()?;
     // stderr is captured so that a guest's panic message ends up in its failure line.
     let options = PluginOptions::default()
         .capabilities(Capabilities::none().stderr(Stdio::Capture))
         .config(config)
-        .limits(args.limits.limits());
+        .limits(args.engine.limits());
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {

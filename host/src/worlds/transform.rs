@@ -63,6 +63,11 @@ impl TransformPlugin {
         self.plugin.name()
     }
 
+    /// The generic plugin underneath, e.g. for its counters.
+    pub fn plugin(&self) -> &Plugin<TransformWorld> {
+        &self.plugin
+    }
+
     /// The plugin's own description.
     pub async fn describe(&self) -> Result<PluginInfo, Error> {
         let mut instance = self.plugin.instantiate().await?;
@@ -82,7 +87,7 @@ impl TransformPlugin {
     /// Runs one batch through the rule in a fresh instance. Returns one outcome per input
     /// record, in order; a guest that answers otherwise gets [`Error::Contract`].
     pub async fn process_batch(&self, batch: &[super::Record]) -> Result<Vec<Outcome>, Error> {
-        let mut instance = self.plugin.instantiate().await?;
+        let mut instance = self.plugin.checkout().await?;
         let (bindings, store) = instance.parts()?;
         let result = bindings
             .witplug_plugin_transformer()
@@ -99,6 +104,7 @@ impl TransformPlugin {
                 ),
             ));
         }
+        self.plugin.checkin(instance);
         Ok(outcomes)
     }
 }

@@ -3,10 +3,12 @@
 //! One test binary (as in wasmtime's `tests/all`) so wasmtime is linked once.
 
 mod aggregator;
+mod cache;
 mod cli;
 mod command;
 mod common;
 mod custom_world;
+mod engine;
 mod hostile;
 mod load;
 mod loading;

@@ -1,14 +1,15 @@
-//! The limit flags shared by the subcommands that run plugins.
+//! The engine and limit flags shared by the subcommands that load plugins.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use witplug::{Limits, Runtime, RuntimeConfig};
+use witplug::{CompileCache, Limits, Runtime, RuntimeConfig};
 
-/// Per-plugin limits. Defaults: 256 MiB memory, 10 s per call, 64 MiB per transfer,
-/// no fuel metering.
+/// Per-plugin limits (defaults: 256 MiB memory, 10 s per call, 64 MiB per transfer, no
+/// fuel metering) and the compile cache.
 #[derive(Args, Debug)]
-pub struct LimitArgs {
+pub struct EngineArgs {
     /// Linear memory the plugin may use, in MiB.
     #[arg(long, value_name = "MIB")]
     max_memory: Option<usize>,
@@ -24,9 +25,18 @@ pub struct LimitArgs {
     /// Bytes the plugin may hand to the host in one call, in MiB.
     #[arg(long, value_name = "MIB")]
     max_transfer: Option<usize>,
+
+    /// Compile cache directory [default: $WITPLUG_CACHE_DIR, $XDG_CACHE_HOME/witplug or
+    /// ~/.cache/witplug].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile without reading or writing the compile cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
-impl LimitArgs {
+impl EngineArgs {
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
@@ -46,10 +56,16 @@ impl LimitArgs {
         }
     }
 
-    /// The runtime these limits need (fuel metering only when asked for).
+    /// The runtime these flags ask for (fuel metering only when `--fuel` is given).
     pub fn runtime(&self) -> Result<Runtime, witplug::Error> {
+        let cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(CompileCache::default_dir)
+        };
         Runtime::with_config(RuntimeConfig {
             fuel_metering: self.fuel.is_some(),
+            cache_dir,
             ..RuntimeConfig::default()
         })
     }
