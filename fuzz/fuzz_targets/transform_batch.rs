@@ -9,8 +9,8 @@
 //!
 //! The batch goes to `target/guests/rust-email-normalizer.wasm` through
 //! `TransformPlugin::process_batch` (lowered and lifted by wasmtime and witplug), and to
-//! `email_normalizer::rule::apply` compiled natively (no boundary at all). Both must give
-//! the same outcomes, field by field; NaN floats compare equal whatever their payload (the
+//! the same rule compiled natively from the guest's source (`witplug_fuzz::rule`, no
+//! boundary at all). Both must give the same outcomes, field by field; NaN floats compare equal whatever their payload (the
 //! canonical ABI does not promise to keep it). An `Err` from the plugin is a finding too:
 //! this rule has no input it may fail on.
 
@@ -19,13 +19,12 @@
 use std::sync::Mutex;
 
 use arbitrary::Arbitrary;
-use email_normalizer::exports::witplug::plugin::transformer as guest_out;
-use email_normalizer::rule;
-use email_normalizer::witplug::plugin::types as guest;
 use libfuzzer_sys::fuzz_target;
 use witplug::worlds::transform::Outcome;
 use witplug::{LoadedComponent, Plugin, PluginConfig, PluginOptions, TransformPlugin};
-use witplug_fuzz::{executor, guest_path, runtime};
+use witplug_fuzz::exports::witplug::plugin::transformer as guest_out;
+use witplug_fuzz::witplug::plugin::types as guest;
+use witplug_fuzz::{executor, guest_path, rule, runtime};
 
 // ---------------------------------------------------------------------------------------
 // The fuzz input.

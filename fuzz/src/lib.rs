@@ -1,4 +1,5 @@
-//! What the fuzz targets share: one engine, one executor, where the built guests are.
+//! What the fuzz targets share: one engine, one executor, where the built guests are, and
+//! the Rust `email-normalizer`'s rule compiled natively.
 //!
 //! Everything here is created once per fuzzing process (libFuzzer runs the target function
 //! many times in one process), so each execution only pays for what it fuzzes.
@@ -6,7 +7,25 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use witplug::Runtime;
+// `::witplug` is the host library; `witplug` alone (below) is the guest-side bindings.
+use ::witplug::Runtime;
+
+// The guest's bindings, generated as `guest-rust/email-normalizer/src/lib.rs` generates
+// them, at this crate's root because the rule refers to them as `crate::…`.
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "transform-plugin",
+    additional_derives: [PartialEq],
+});
+
+/// The guest's rule, from the guest's own source file, compiled natively: the reference
+/// of `transform_batch`.
+///
+/// Included by path rather than by depending on the guest crate: that crate is a
+/// `cdylib`, and adding `rlib` to its crate types makes cargo drop `-C lto` from its
+/// release build, which changes (and grows by about 10%) the very component under test.
+#[path = "../../guest-rust/email-normalizer/src/rule.rs"]
+pub mod rule;
 
 /// The one engine of the process, as the CLI and the tests create it.
 pub fn runtime() -> &'static Runtime {

@@ -9,6 +9,8 @@
 //! - Built-in worlds with typed APIs: [`TransformPlugin`], [`AggregatorPlugin`],
 //!   [`CommandPlugin`]. Bring your own world by implementing [`World`] for its `bindgen!`
 //!   output.
+//! - [`preinitialize`]: snapshot a component after its start-up, so that its instances
+//!   skip it (for Go guests; see [`preinit`] for what the snapshot freezes).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), witplug::Error> {
@@ -30,6 +32,7 @@ pub mod error;
 pub mod jsonl;
 pub mod limits;
 pub mod plugin;
+pub mod preinit;
 pub mod state;
 pub mod worlds;
 
@@ -40,6 +43,7 @@ pub use engine::{Pooling, Runtime, RuntimeConfig};
 pub use error::{Error, GrantError, LoadError};
 pub use limits::Limits;
 pub use plugin::{Instance, InstanceReuse, Plugin, PluginOptions, PluginStore, World};
+pub use preinit::{PreinitError, preinitialize};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;

@@ -2,6 +2,7 @@
 //!
 //! Each task is one module; this file only parses the command line and dispatches.
 
+mod bench;
 mod build;
 mod demo;
 mod go_guests;
@@ -36,6 +37,8 @@ enum Command {
     Test(test::TestArgs),
     /// Builds the guests, then runs the Rust and Go email normalizers on the sample records.
     Demo,
+    /// Runs the benchmark suite and writes BENCHMARKS.md.
+    Bench(bench::BenchArgs),
 }
 
 const EXAMPLES: &str = "\
@@ -43,7 +46,9 @@ Examples:
   cargo xtask build              build every guest into target/guests/
   cargo xtask build --go-only    build only the Go guests
   cargo xtask test               build, then run every test
-  cargo xtask demo               run both email normalizers on samples/records.jsonl";
+  cargo xtask demo               run both email normalizers on samples/records.jsonl
+  cargo xtask bench              run the benchmarks, write BENCHMARKS.md
+  cargo xtask bench calls        only the call-cost group (BENCHMARKS.md untouched)";
 
 const BUILD_EXAMPLES: &str = "\
 Examples:
@@ -62,6 +67,7 @@ fn main() -> ExitCode {
         Command::Build(args) => build::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Demo => demo::run(),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

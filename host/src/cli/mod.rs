@@ -3,6 +3,7 @@
 mod compile;
 mod engine_args;
 mod inspect;
+mod preinit;
 mod run;
 mod transform;
 
@@ -31,6 +32,8 @@ enum Command {
     Transform(transform::TransformArgs),
     Inspect(inspect::InspectArgs),
     Compile(compile::CompileArgs),
+    /// Snapshot a component after its start-up, so that its instances skip it.
+    Preinit(preinit::PreinitArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
             Command::Transform(args) => transform::run(args).await,
             Command::Inspect(args) => inspect::run(args).await,
             Command::Compile(args) => compile::run(args),
+            Command::Preinit(args) => preinit::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,61 @@
+//! `witplug preinit`: snapshot a component after its start-up (see `witplug::preinit`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Args;
+use witplug::Runtime;
+use witplug::preinit::{DEFAULT_INIT_CALL, preinitialize};
+
+/// Pre-initialise a component: run its start-up once and write a component that starts
+/// from the resulting state, so that every instance skips it (the Go runtime's start-up,
+/// for Go guests).
+///
+/// The init instance gets no capabilities (no environment, arguments, directories or
+/// network). Whatever the start-up read or computed (random and hash seeds, environment,
+/// preopened directories, clocks) is frozen into every instance of the output: a
+/// pre-initialised Go guest does not see the environment or directories it is granted later.
+///
+/// Examples:
+///   witplug preinit target/guests/go-email-normalizer.wasm go-email-normalizer-preinit.wasm
+///   witplug preinit plugin.wasm plugin-preinit.wasm --init 'witplug:plugin/metadata.describe@0.1.0()'
+///   witplug preinit greeter.wasm greeter-preinit.wasm --init 'greet("warm-up")'
+#[derive(Args)]
+#[command(verbatim_doc_comment)]
+pub struct PreinitArgs {
+    /// The component to pre-initialise (.wasm).
+    input: PathBuf,
+
+    /// Where to write the pre-initialised component.
+    output: PathBuf,
+
+    /// The export to call before the snapshot, as a WAVE call: a bare function name when
+    /// only one export has it, or a qualified one (`ns:pkg/iface.func@version(...)`).
+    /// Choose one without side effects.
+    #[arg(long = "init", value_name = "CALL", default_value = DEFAULT_INIT_CALL)]
+    init_call: String,
+}
+
+pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let input = std::fs::read(&args.input)
+        .with_context(|| format!("cannot read {}", args.input.display()))?;
+    let runtime = Runtime::new()?;
+    let output = preinitialize(&runtime, &input, &args.init_call)
+        .await
+        .with_context(|| format!("cannot pre-initialise {}", args.input.display()))?;
+    std::fs::write(&args.output, &output)
+        .with_context(|| format!("cannot write {}", args.output.display()))?;
+    eprintln!(
+        "{}: pre-initialised with `{}` in {:.1?} -> {} ({} bytes, was {})",
+        args.input.display(),
+        args.init_call,
+        started.elapsed(),
+        args.output.display(),
+        output.len(),
+        input.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
