@@ -2,37 +2,21 @@
 
 use std::path::Path;
 
-use wasmtime::Store;
-use wasmtime::component::{InstancePre, Linker};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::plugin::{Instance, Plugin, PluginOptions, World};
+use crate::plugin::{Instance, Plugin, PluginOptions};
 use crate::state::PluginState;
 
-impl World for Command {
-    const NAME: &'static str = "wasi:cli/command@0.2";
-    type Data = ();
-    type Pre = CommandPre<PluginState>;
-
-    fn add_to_linker(_linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-        // A command imports nothing beyond WASI, which witplug always links.
-        Ok(())
-    }
-
-    fn prepare(pre: InstancePre<PluginState>) -> wasmtime::Result<Self::Pre> {
-        CommandPre::new(pre)
-    }
-
-    async fn instantiate(
-        pre: &Self::Pre,
-        store: &mut Store<PluginState>,
-    ) -> wasmtime::Result<Self> {
-        pre.instantiate_async(store).await
-    }
-}
+builtin_world!(
+    Command,
+    CommandPre<PluginState>,
+    "wasi:cli/command@0.2",
+    // A command imports nothing beyond WASI, which witplug always links.
+    link: |_linker| Ok(())
+);
 
 const RUN: &str = "wasi:cli/run#run";
 
