@@ -87,8 +87,8 @@ impl StoreLimiter {
         }
     }
 
-    fn mark_running(running_since: &AtomicU64, epoch_base: Instant) {
-        let nanos = u64::try_from(epoch_base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    fn mark_running(running_since: &AtomicU64, epoch_base: Instant, now: Instant) {
+        let nanos = u64::try_from(now.duration_since(epoch_base).as_nanos()).unwrap_or(u64::MAX);
         running_since.store(nanos, Ordering::Relaxed);
     }
 
@@ -98,8 +98,10 @@ impl StoreLimiter {
 
     /// Starts the clock of a call (or an instantiation).
     pub(crate) fn start_call(&mut self) {
-        self.deadline = Some(Instant::now() + self.limits.call_timeout);
-        Self::mark_running(&self.running_since, self.epoch_base);
+        // One clock read per call: this runs on every call's hot path.
+        let now = Instant::now();
+        self.deadline = Some(now + self.limits.call_timeout);
+        Self::mark_running(&self.running_since, self.epoch_base, now);
     }
 
     /// Called by wasmtime when the guest reaches an epoch check past its epoch deadline:
@@ -130,7 +132,7 @@ impl StoreLimiter {
             1,
             Box::pin(async move {
                 tokio::task::yield_now().await;
-                Self::mark_running(&running_since, epoch_base);
+                Self::mark_running(&running_since, epoch_base, Instant::now());
             }),
         ))
     }

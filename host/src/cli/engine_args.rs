@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use witplug::{CompileCache, Limits, Runtime, RuntimeConfig};
+use witplug::{CompileCache, Limits, Pooling, Runtime, RuntimeConfig};
 
 /// Per-plugin limits (defaults: 256 MiB memory, 10 s per call, 64 MiB per transfer, no
 /// fuel metering) and the compile cache.
@@ -63,9 +63,16 @@ impl EngineArgs {
         } else {
             self.cache_dir.clone().or_else(CompileCache::default_dir)
         };
+        // The pooling allocator with copy-on-write images: the fastest instantiation
+        // (see BENCHMARKS.md); slots only reserve address space.
+        let pooling = Pooling {
+            max_instances: 256,
+            max_memory_bytes: self.limits().max_memory_bytes,
+        };
         Runtime::with_config(RuntimeConfig {
             fuel_metering: self.fuel.is_some(),
             cache_dir,
+            pooling: Some(pooling),
             ..RuntimeConfig::default()
         })
     }
