@@ -23,32 +23,38 @@
 //! guest read or computed during start-up is therefore the same in every instance, and is
 //! readable by anyone who has the output file:
 //!
-//! - random seeds taken at start-up: in Go, the runtime's random state, hence the seeds of
-//!   map hashing (all instances hash alike, which weakens Go's protection against
-//!   hash-flooding), map iteration order and the unseeded `math/rand` and `math/rand/v2`
-//!   sequences (every instance draws the same numbers). What a guest draws at call time
-//!   from WASI (`crypto/rand`) is still fresh;
-//! - what the guest caches from WASI at start-up: in Go, the environment variables, the
-//!   arguments and the list of preopened directories. These are the init instance's
-//!   (none, see below) in every instance, *whatever the plugin is granted later*: a
-//!   pre-initialised Go guest does not see its granted environment or directories;
+//! - random seeds taken at start-up. In Go, the runtime's random state (`runtime.rand`,
+//!   seeded once from WASI `random_get`) is frozen, hence every instance gets the same map
+//!   hash seeds (Go's protection against hash flooding is gone for anyone who has the
+//!   file), the same map iteration order, the same `hash/maphash` seeds and the same
+//!   unseeded `math/rand` and `math/rand/v2` sequences. Each pre-initialisation draws new
+//!   seeds, so two runs give different bytes. What a guest draws from WASI at call time
+//!   (Go's `crypto/rand`) stays fresh;
+//! - what the guest caches from WASI at start-up. Go reads its environment variables,
+//!   arguments and preopened directories then: a pre-initialised Go guest sees the init
+//!   instance's (none, see below) *whatever it is granted later*;
+//! - resource handles taken at start-up. Resources are not part of a snapshot, so such
+//!   handles dangle in later instances. The WASI preview1 adapter of a Go component takes
+//!   its stdin, stdout and stderr handles during Go's start-up: in a pre-initialised Go
+//!   guest, the first write to stdout or stderr (a `fmt.Println`, a `log` line, the message
+//!   of a panic) fails the call with `unknown handle index`. A Rust `wasm32-wasip2` guest
+//!   takes them when it first uses them and is not affected;
 //! - the wall-clock and monotonic times read at start-up;
 //! - anything the init call itself computes or caches.
 //!
-//! Resources (WASI streams, files) are not part of a snapshot: a guest that holds a
-//! resource handle taken during the init call finds it dangling in later instances.
-//!
 //! For that reason the init instance gets **no capabilities at all**: no environment
-//! variable, no argument, no directory, no network, stdin closed and stdout discarded
-//! ([`Capabilities::none`]). Nothing of the build machine or of whoever runs the
-//! pre-initialisation (secrets in its environment, paths, file contents) can end up in the
-//! shipped component. Imports other than WASI (e.g. witplug's `logging` and `config`)
-//! trap if the init call uses them: their answers would be frozen too. Pick an init call
+//! variable, no argument, no directory, no network, stdin closed, stdout discarded
+//! ([`Capabilities::none`]; stderr is captured, for error messages only). Nothing of the
+//! build machine or of whoever runs the pre-initialisation (secrets in its environment,
+//! paths, file contents) can end up in the shipped component. Imports other than WASI
+//! (e.g. witplug's `logging` and `config`) are refused ([`Error::CapabilityDenied`]) if
+//! the init call uses them: their answers would be frozen too. Pick an init call
 //! without side effects, such as the `describe()` every witplug plugin exports.
 //!
-//! Only pre-initialise a component whose behaviour does not depend on what is frozen; a
-//! plugin that needs its granted environment or directories at start-up must not be
-//! pre-initialised.
+//! Only pre-initialise a component whose behaviour does not depend on what is frozen: for
+//! a Go guest, pure computation on its arguments and imports (configuration and logging
+//! go through witplug's imports and are unaffected), no environment, files, stdout or
+//! stderr, no reliance on random seeds being secret or differing between instances.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -99,8 +105,8 @@ pub enum PreinitError {
     #[error("the component cannot be pre-initialised")]
     Unsupported(#[source] wasmtime::Error),
 
-    /// The instrumented component did not compile or link (WASI p2 is provided, other
-    /// imports trap when called).
+    /// The instrumented component did not compile or link (WASI p2 is provided; other
+    /// imports are linked to functions that refuse every call).
     #[error("the component could not be prepared for pre-initialisation")]
     Prepare(#[source] wasmtime::Error),
 

@@ -35,7 +35,8 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("{table}");
     if args.filter.is_none() {
         let report = report(&table)?;
-        std::fs::write(paths.root.join("BENCHMARKS.md"), report).context("writing BENCHMARKS.md")?;
+        std::fs::write(paths.root.join("BENCHMARKS.md"), report)
+            .context("writing BENCHMARKS.md")?;
         eprintln!("wrote BENCHMARKS.md");
     }
     Ok(())
@@ -44,13 +45,26 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
 fn report(table: &str) -> anyhow::Result<String> {
     let mut out = String::new();
     writeln!(out, "# Benchmarks\n")?;
-    writeln!(out, "Written by `cargo xtask bench` (harness: `host/benches/witplug.rs`).")?;
-    writeln!(out, "Every witplug figure is measured in the same run as its baseline (bare wasmtime `bindgen!`, native Rust, or one process per record), interleaved, so the ratios hold even on a noisy machine; absolute figures vary from run to run.\n")?;
-    writeln!(out, "- date: {}", util::run_captured(std::process::Command::new("date").arg("-u"))
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default())?;
+    writeln!(
+        out,
+        "Written by `cargo xtask bench` (harness: `host/benches/witplug.rs`)."
+    )?;
+    writeln!(
+        out,
+        "Every witplug figure is measured in the same run as its baseline (bare wasmtime `bindgen!`, native Rust, or one process per record), interleaved, so the ratios hold even on a noisy machine; absolute figures vary from run to run.\n"
+    )?;
+    writeln!(
+        out,
+        "- date: {}",
+        util::run_captured(std::process::Command::new("date").arg("-u"))
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    )?;
     writeln!(out, "- machine: {}", machine())?;
-    writeln!(out, "- command: `cargo xtask bench` (release profile; wasmtime 48)\n")?;
+    writeln!(
+        out,
+        "- command: `cargo xtask bench` (release profile; wasmtime 48)\n"
+    )?;
     out.push_str(table);
     Ok(out)
 }
@@ -68,7 +82,13 @@ fn machine() -> String {
     let memory_gib = meminfo
         .lines()
         .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .map_or(0.0, |kib| kib / (1024.0 * 1024.0));
     format!("{model}, {cores} cores, {memory_gib:.0} GiB")
 }

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use crate::util::Paths;
-use crate::{go_guests, rust_guests, toolchain};
+use crate::{go_guests, preinit, rust_guests, toolchain};
 
 #[derive(Args, Debug, Default)]
 pub(crate) struct BuildArgs {
@@ -38,6 +38,7 @@ pub(crate) fn run(args: &BuildArgs) -> anyhow::Result<()> {
     }
     if let Some(go_toolchain) = go_toolchain {
         go_guests::build(&paths, &go_toolchain, args.jobs)?;
+        preinit::build(&paths, args.jobs)?;
     }
     Ok(())
 }

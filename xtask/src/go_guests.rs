@@ -398,12 +398,12 @@ fn hash_inputs(
 }
 
 /// The stamp file's text: the input hash and the output's hash.
-fn stamp(inputs: &str, output: &[u8]) -> String {
+pub(crate) fn stamp(inputs: &str, output: &[u8]) -> String {
     format!("inputs {inputs}\noutput {:x}\n", Sha256::digest(output))
 }
 
 /// Whether `out` exists, was built from these inputs and was not changed since.
-fn is_up_to_date(out: &Path, stamp_path: &Path, inputs: &str) -> bool {
+pub(crate) fn is_up_to_date(out: &Path, stamp_path: &Path, inputs: &str) -> bool {
     match (fs::read_to_string(stamp_path), fs::read(out)) {
         (Ok(recorded), Ok(output)) => recorded == stamp(inputs, &output),
         _ => false,

@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod demo;
 mod go_guests;
+mod preinit;
 mod rust_guests;
 mod test;
 mod toolchain;
@@ -29,7 +30,9 @@ enum Command {
     ///
     /// Rust guests: guest-rust/, built for wasm32-wasip2. Go guests: guest-tinygo/, built
     /// with Go >= 1.27.1 (or TinyGo when it is on PATH, untested) and componentized with
-    /// the WASI preview1 adapters. Up-to-date Go guests are skipped.
+    /// the WASI preview1 adapters, then `go-email-normalizer` is pre-initialised into
+    /// `go-email-normalizer-preinit.wasm` (with `witplug preinit`). Up-to-date Go guests
+    /// and snapshots are skipped.
     #[command(after_help = BUILD_EXAMPLES)]
     Build(build::BuildArgs),
     /// Builds the guests, then runs the workspace tests and the guests' unit tests.

@@ -32,7 +32,8 @@ enum Command {
     Transform(transform::TransformArgs),
     Inspect(inspect::InspectArgs),
     Compile(compile::CompileArgs),
-    /// Snapshot a component after its start-up, so that its instances skip it.
+    /// Pre-initialise a component: snapshot it after its start-up, so that its instances
+    /// skip it.
     Preinit(preinit::PreinitArgs),
 }
 

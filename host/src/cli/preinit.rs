@@ -9,21 +9,26 @@ use clap::Args;
 use witplug::Runtime;
 use witplug::preinit::{DEFAULT_INIT_CALL, preinitialize};
 
-/// Pre-initialise a component: run its start-up once and write a component that starts
-/// from the resulting state, so that every instance skips it (the Go runtime's start-up,
-/// for Go guests).
-///
-/// The init instance gets no capabilities (no environment, arguments, directories or
-/// network). Whatever the start-up read or computed (random and hash seeds, environment,
-/// preopened directories, clocks) is frozen into every instance of the output: a
-/// pre-initialised Go guest does not see the environment or directories it is granted later.
-///
-/// Examples:
-///   witplug preinit target/guests/go-email-normalizer.wasm go-email-normalizer-preinit.wasm
-///   witplug preinit plugin.wasm plugin-preinit.wasm --init 'witplug:plugin/metadata.describe@0.1.0()'
-///   witplug preinit greeter.wasm greeter-preinit.wasm --init 'greet("warm-up")'
+/// What `witplug preinit --help` shows after the options. (The summary line is the doc
+/// comment of `Command::Preinit`, which clap shows instead of this struct's.)
+const AFTER_HELP: &str = "\
+Runs the component's start-up (the Go runtime's, for Go guests) and the init call once, and
+writes a component whose instances start from the resulting state instead of running it again.
+
+The init instance gets no capabilities: no environment, arguments, directories or network,
+and no import but WASI. Whatever the start-up read or computed is frozen into every instance
+of the output: random and hash seeds (Go's map seeds, math/rand), and, for Go guests, the
+(empty) environment and list of directories; a pre-initialised Go guest does not see the
+environment or directories it is granted later, and cannot write to stdout or stderr.
+
+Examples:
+  witplug preinit target/guests/go-email-normalizer.wasm go-email-normalizer-preinit.wasm
+  witplug preinit plugin.wasm plugin-preinit.wasm --init 'witplug:plugin/metadata.describe@0.1.0()'
+  witplug preinit greeter.wasm greeter-preinit.wasm --init 'greet(\"warm-up\")'";
+
+/// The arguments of `witplug preinit`.
 #[derive(Args)]
-#[command(verbatim_doc_comment)]
+#[command(after_help = AFTER_HELP)]
 pub struct PreinitArgs {
     /// The component to pre-initialise (.wasm).
     input: PathBuf,

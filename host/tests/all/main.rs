@@ -12,4 +12,5 @@ mod engine;
 mod hostile;
 mod load;
 mod loading;
+mod preinit;
 mod transform;
