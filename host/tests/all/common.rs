@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use witplug::{LoadedComponent, LogRecord, LogSink, Runtime};
+use witplug::{Field, LoadedComponent, LogRecord, LogSink, Record, Runtime, Value};
 
 /// The directory `cargo xtask build` writes guest components to.
 pub fn guests_dir() -> PathBuf {
@@ -58,3 +58,21 @@ pub fn log_collector() -> (LogSink, Arc<Mutex<Vec<LogRecord>>>) {
 
 /// Both languages' builds of a guest, for tests that must hold for each.
 pub const LANGUAGES: [&str; 2] = ["rust", "go"];
+
+/// A record from `(name, value)` pairs.
+pub fn record(key: &str, fields: &[(&str, Value)]) -> Record {
+    Record {
+        key: key.to_owned(),
+        fields: fields
+            .iter()
+            .map(|(name, value)| Field {
+                name: (*name).to_owned(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use witplug::worlds::transform::Outcome;
 use witplug::{
-    Access, Capabilities, Error, Field, Limits, Plugin, PluginOptions, Record, Runtime,
-    RuntimeConfig, Stdio, TransformPlugin, Value,
+    Access, Capabilities, Error, Limits, Plugin, PluginOptions, Record, Runtime, RuntimeConfig,
+    Stdio, TransformPlugin, Value,
 };
 
-use crate::common::{component, runtime};
+use crate::common::{component, record, runtime, text};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 const MEMORY: usize = 64 << 20;
@@ -48,23 +48,6 @@ async fn hostile_with(
 
 async fn hostile(language: &str) -> TransformPlugin {
     hostile_with(language, Capabilities::none(), limits()).await
-}
-
-fn record(key: &str, fields: &[(&str, Value)]) -> Record {
-    Record {
-        key: key.to_owned(),
-        fields: fields
-            .iter()
-            .map(|(name, value)| Field {
-                name: (*name).to_owned(),
-                value: value.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
 }
 
 /// The host is still healthy and the plugin answers a harmless call on a fresh instance.
@@ -123,7 +106,12 @@ async fn memory_bombs_hit_the_memory_limit() {
         ("rust", "alloc-bomb"),
         ("go", "alloc-bomb"),
     ] {
-        let plugin = hostile(language).await;
+        // A generous deadline: this test is about memory, however slow the machine.
+        let limits = Limits {
+            call_timeout: Duration::from_secs(30),
+            ..limits()
+        };
+        let plugin = hostile_with(language, Capabilities::none(), limits).await;
         let error = attack(&plugin, record(key, &[])).await;
         assert!(
             matches!(&error, Error::MemoryLimit { limit, requested, .. } if *limit == MEMORY && *requested > MEMORY),

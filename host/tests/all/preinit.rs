@@ -7,78 +7,17 @@ use tokio::sync::OnceCell;
 use witplug::preinit::{PreinitError, preinitialize};
 use witplug::worlds::transform::Outcome;
 use witplug::{
-    Access, Capabilities, Error, Field, LoadedComponent, Plugin, PluginConfig, PluginOptions,
-    Record, Stdio, TransformPlugin, Value, jsonl,
+    Access, Capabilities, Error, LoadedComponent, Plugin, PluginConfig, PluginOptions, Record,
+    Stdio, TransformPlugin,
 };
 
-use crate::common::{component, guest_path, guests_dir, runtime};
+use crate::common::{component, guest_path, guests_dir, record, runtime, text};
 
 async fn transform(component: &LoadedComponent, options: PluginOptions) -> TransformPlugin {
     let plugin: Plugin<_> = Plugin::new(runtime(), component, options)
         .await
         .expect("links");
     TransformPlugin::from(plugin)
-}
-
-fn record(key: &str, fields: &[(&str, Value)]) -> Record {
-    Record {
-        key: key.to_owned(),
-        fields: fields
-            .iter()
-            .map(|(name, value)| Field {
-                name: (*name).to_owned(),
-                value: value.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
-}
-
-/// A subset of `transform.rs`'s tricky records: the samples plus edge cases of every kind.
-fn tricky_records() -> Vec<Record> {
-    let mut records: Vec<Record> = include_str!("../../../samples/records.jsonl")
-        .lines()
-        .filter_map(|line| jsonl::parse_record(line).ok())
-        .collect();
-    let emails = [
-        "",
-        ",",
-        "a@b",
-        "A@B.C",
-        "a@@b.c",
-        "a@-b.c",
-        "a@b..c",
-        "a.b+tag@sub.example.co",
-        "é@x.org",
-        "a@b.c ; d@e.f , g@h.i",
-        "\ta@b.c\r\n",
-        "A@SPAM.EXAMPLE",
-        "x@ok.org;y@spam.example;z@ok.org",
-        "a!#$%&'*+/=?^_`{|}~-@b.c",
-    ];
-    for (i, email) in emails.iter().enumerate() {
-        records.push(record(
-            &format!("e{i}"),
-            &[("name", text(" n ")), ("email", text(email))],
-        ));
-    }
-    records.push(record(
-        "list",
-        &[(
-            "email",
-            Value::TextList(vec![" A@B.C ".into(), String::new(), "d@e.f".into()]),
-        )],
-    ));
-    records.push(record("null", &[("email", Value::Null)]));
-    records.push(record("float", &[("email", Value::Float(1.5))]));
-    records.push(record(
-        "dup",
-        &[("email", text("a@b.c")), ("email", text("d@e.f"))],
-    ));
-    records
 }
 
 fn configs() -> [PluginConfig; 3] {
@@ -97,7 +36,7 @@ fn configs() -> [PluginConfig; 3] {
 /// several configurations (configuration is read per call, not frozen), and describe
 /// themselves alike.
 async fn assert_same_behaviour(original: &LoadedComponent, preinitialised: &LoadedComponent) {
-    let records = tricky_records();
+    let records = crate::transform::tricky_records();
     for config in configs() {
         let options = PluginOptions::default().config(config.clone());
         let expected = transform(original, options.clone())

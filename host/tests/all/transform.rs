@@ -2,11 +2,11 @@
 
 use witplug::worlds::transform::{Outcome, RecordError};
 use witplug::{
-    Capabilities, Error, Field, LogLevel, Plugin, PluginConfig, PluginOptions, Record, Stdio,
+    Capabilities, Error, LogLevel, Plugin, PluginConfig, PluginOptions, Record, Stdio,
     TransformPlugin, Value, jsonl,
 };
 
-use crate::common::{LANGUAGES, component, log_collector, runtime};
+use crate::common::{LANGUAGES, component, log_collector, record, runtime, text};
 
 async fn plugin(name: &str, options: PluginOptions) -> TransformPlugin {
     let plugin: Plugin<_> = Plugin::new(runtime(), &component(name), options)
@@ -21,23 +21,6 @@ async fn normalizer(language: &str, config: PluginConfig) -> TransformPlugin {
         PluginOptions::default().config(config),
     )
     .await
-}
-
-fn record(key: &str, fields: &[(&str, Value)]) -> Record {
-    Record {
-        key: key.to_owned(),
-        fields: fields
-            .iter()
-            .map(|(name, value)| Field {
-                name: (*name).to_owned(),
-                value: value.clone(),
-            })
-            .collect(),
-    }
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.to_owned())
 }
 
 #[tokio::test]
@@ -137,8 +120,8 @@ async fn configuration_reaches_the_plugin() {
     }
 }
 
-/// Records meant to find differences between the two implementations.
-fn tricky_records() -> Vec<Record> {
+/// Records meant to find differences between two implementations of the rule.
+pub(crate) fn tricky_records() -> Vec<Record> {
     let mut records: Vec<Record> = include_str!("../../../samples/records.jsonl")
         .lines()
         .filter_map(|line| jsonl::parse_record(line).ok())
