@@ -10,9 +10,9 @@
 //! The batch goes to `target/guests/rust-email-normalizer.wasm` through
 //! `TransformPlugin::process_batch` (lowered and lifted by wasmtime and witplug), and to
 //! the same rule compiled natively from the guest's source (`witplug_fuzz::rule`, no
-//! boundary at all). Both must give the same outcomes, field by field; NaN floats compare equal whatever their payload (the
-//! canonical ABI does not promise to keep it). An `Err` from the plugin is a finding too:
-//! this rule has no input it may fail on.
+//! boundary at all). Both must give the same outcomes, field by field; NaN floats compare
+//! equal whatever their payload (the canonical ABI does not promise to keep it). An `Err`
+//! from the plugin is a finding too: this rule has no input it may fail on.
 
 #![no_main]
 
@@ -108,7 +108,7 @@ impl Text {
 
 /// A field name: mostly the ones the configuration can name.
 #[derive(Arbitrary, Debug)]
-enum Name {
+enum FieldName {
     Email,
     Mail,
     Name,
@@ -116,14 +116,14 @@ enum Name {
     Other(Text),
 }
 
-impl Name {
+impl FieldName {
     fn render(&self) -> String {
         match self {
-            Name::Email => "email".to_owned(),
-            Name::Mail => "mail".to_owned(),
-            Name::Name => "name".to_owned(),
-            Name::Plan => "plan".to_owned(),
-            Name::Other(text) => text.render(),
+            FieldName::Email => "email".to_owned(),
+            FieldName::Mail => "mail".to_owned(),
+            FieldName::Name => "name".to_owned(),
+            FieldName::Plan => "plan".to_owned(),
+            FieldName::Other(text) => text.render(),
         }
     }
 }
@@ -143,13 +143,13 @@ enum FuzzValue {
 #[derive(Arbitrary, Debug)]
 struct FuzzRecord {
     key: Text,
-    fields: Vec<(Name, FuzzValue)>,
+    fields: Vec<(FieldName, FuzzValue)>,
 }
 
 #[derive(Arbitrary, Debug)]
 struct Input {
     /// `email-field`; `None` leaves it unset.
-    email_field: Option<Name>,
+    email_field: Option<FieldName>,
     /// `required-fields`; its pieces include the names and `,`.
     required_fields: Option<Text>,
     /// `blocked-domains`; its pieces include domains and `,`.
@@ -397,7 +397,7 @@ async fn plugin(config: &Config) -> TransformPlugin {
 
 fuzz_target!(|input: Input| {
     let config: Config = (
-        input.email_field.as_ref().map(Name::render),
+        input.email_field.as_ref().map(FieldName::render),
         input.required_fields.as_ref().map(Text::render),
         input.blocked_domains.as_ref().map(Text::render),
     );
@@ -417,15 +417,17 @@ fuzz_target!(|input: Input| {
             .await
             .process_batch(&host_batch)
             .await
-            .unwrap_or_else(|error| panic!("process_batch failed: {error}"))
+            .unwrap_or_else(|error| panic!("process_batch failed: {error}\n{error:?}"))
     });
     let actual: Vec<PlainOutcome> = outcomes.into_iter().map(from_host).collect();
 
     assert_eq!(actual.len(), expected.len(), "one outcome per record");
     for (i, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
         assert_eq!(
-            actual, expected,
-            "record {i} of {}: plugin (left) and native rule (right) differ\nrecord: {:?}\nconfig: {config:?}",
+            actual,
+            expected,
+            "record {i} of {}: plugin (left) and native rule (right) differ\n\
+             record: {:?}\nconfig: {config:?}",
             batch.len(),
             batch[i]
         );
