@@ -219,6 +219,20 @@ impl Table {
     }
 }
 
+/// The middle of several rounds' medians.
+fn median(mut rounds: Vec<Duration>) -> Duration {
+    rounds.sort_unstable();
+    rounds[rounds.len() / 2]
+}
+
+impl Table {
+    /// A row comparing witplug with bare wasmtime, each the median of its rounds.
+    fn compare(&mut self, what: impl Into<String>, witplug: Vec<Duration>, bare: Vec<Duration>) {
+        let (w, b) = (median(witplug), median(bare));
+        self.row(what, us(w), format!("{} bare", us(b)), ratio(w, b));
+    }
+}
+
 fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
 }
@@ -396,15 +410,7 @@ async fn calls(table: &mut Table) {
             .p50,
         );
     }
-    bare_noop.sort_unstable();
-    witplug_noop.sort_unstable();
-    let (b, w) = (bare_noop[2], witplug_noop[2]);
-    table.row(
-        "call: empty (noop), p50",
-        us(w),
-        format!("{} bare", us(b)),
-        ratio(w, b),
-    );
+    table.compare("call: empty (noop), p50", witplug_noop, bare_noop);
 
     for size in [16usize, 1024, 64 * 1024] {
         let text = "x".repeat(size);
@@ -434,14 +440,7 @@ async fn calls(table: &mut Table) {
                 .p50,
             );
         }
-        bs.sort_unstable();
-        ws.sort_unstable();
-        table.row(
-            format!("call: string echo {size} B, p50"),
-            us(ws[2]),
-            format!("{} bare", us(bs[2])),
-            ratio(ws[2], bs[2]),
-        );
+        table.compare(format!("call: string echo {size} B, p50"), ws, bs);
     }
 }
 
@@ -551,13 +550,10 @@ async fn records_call(table: &mut Table) {
             .p50,
         );
     }
-    bs.sort_unstable();
-    ws.sort_unstable();
-    table.row(
+    table.compare(
         "call: list<record> of 1,000 records in and out, p50",
-        us(ws[2]),
-        format!("{} bare", us(bs[2])),
-        ratio(ws[2], bs[2]),
+        ws,
+        bs,
     );
 }
 
