@@ -128,6 +128,46 @@ fn bare_engine() -> Engine {
     Engine::new(&Config::new()).expect("engine")
 }
 
+/// Bare wasmtime with epoch interruption compiled in (what call deadlines need), the
+/// deadline far away: the cost of the checks alone.
+fn bare_epoch_engine() -> Engine {
+    Engine::new(Config::new().epoch_interruption(true)).expect("engine")
+}
+
+/// Bare wasmtime with the pooling allocator sized and tuned as witplug's `Pooling`
+/// default, as an embedder who read the same wasmtime documentation would set it up.
+fn bare_pooled_engine() -> Engine {
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(1000)
+        .total_core_instances(8000)
+        .total_memories(4000)
+        .total_tables(4000)
+        .total_stacks(1000)
+        .max_memory_size(256 << 20)
+        .max_core_instances_per_component(16)
+        .max_memories_per_component(8)
+        .max_tables_per_component(8)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .table_elements(1 << 16)
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(2 << 20)
+        .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut config = Config::new();
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+    Engine::new(&config).expect("engine")
+}
+
+/// The runtime witplug's CLI uses: pooling allocator with copy-on-write images.
+fn pooled_runtime() -> Runtime {
+    Runtime::with_config(RuntimeConfig {
+        pooling: Some(Pooling::default()),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
 fn bare_linker(engine: &Engine) -> Linker<Bare> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi");
@@ -226,10 +266,25 @@ fn median(mut rounds: Vec<Duration>) -> Duration {
 }
 
 impl Table {
-    /// A row comparing witplug with bare wasmtime, each the median of its rounds.
-    fn compare(&mut self, what: impl Into<String>, witplug: Vec<Duration>, bare: Vec<Duration>) {
-        let (w, b) = (median(witplug), median(bare));
-        self.row(what, us(w), format!("{} bare", us(b)), ratio(w, b));
+    /// Two rows comparing witplug with bare wasmtime, then with bare wasmtime with epoch
+    /// interruption on (the mechanism of witplug's call deadlines, so what witplug adds
+    /// of its own); each figure the median of its rounds.
+    fn compare3(
+        &mut self,
+        what: impl Into<String>,
+        witplug: Vec<Duration>,
+        bare: Vec<Duration>,
+        bare_epoch: Vec<Duration>,
+    ) {
+        let what = what.into();
+        let (w, b, e) = (median(witplug), median(bare), median(bare_epoch));
+        self.row(what.clone(), us(w), format!("{} bare", us(b)), ratio(w, b));
+        self.row(
+            format!("{what}, vs bare with epoch interruption"),
+            us(w),
+            format!("{} bare+epoch", us(e)),
+            ratio(w, e),
+        );
     }
 }
 
@@ -244,26 +299,25 @@ async fn instantiate(table: &mut Table, name: &str) {
     let path = guest(name);
     let bytes = std::fs::read(&path).expect("read");
 
-    let engine = bare_engine();
-    let component = Component::new(&engine, &bytes).expect("compile");
-    let mut linker = bare_linker(&engine);
-    bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .expect("link");
-    let pre =
+    let bare_pre = |engine: &Engine| {
+        let component = Component::new(engine, &bytes).expect("compile");
+        let mut linker = bare_linker(engine);
+        bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .expect("link");
         bare::transform::TransformPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
-            .expect("pre");
+            .expect("pre")
+    };
+    let engine = bare_engine();
+    let pre = bare_pre(&engine);
+    let pooled_engine = bare_pooled_engine();
+    let pooled_pre = bare_pre(&pooled_engine);
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
     let plugin: Plugin<TransformWorld> = Plugin::new(&runtime, &loaded, PluginOptions::default())
         .await
         .expect("plugin");
-
-    let pooled = Runtime::with_config(RuntimeConfig {
-        pooling: Some(Pooling::default()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let pooled = pooled_runtime();
     let pooled_loaded = LoadedComponent::from_file(&pooled, &path).expect("load");
     let pooled_plugin: Plugin<TransformWorld> =
         Plugin::new(&pooled, &pooled_loaded, PluginOptions::default())
@@ -272,7 +326,7 @@ async fn instantiate(table: &mut Table, name: &str) {
 
     let n = if name.starts_with("go") { 400 } else { 4000 };
     // Interleave rounds so that drift hits every variant alike.
-    let (mut b, mut w, mut p) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut b, mut w, mut bp, mut wp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..4 {
         b.push(sample!(50, n / 4, 1, {
             let mut store = Store::new(&engine, Bare::new());
@@ -284,7 +338,14 @@ async fn instantiate(table: &mut Table, name: &str) {
         w.push(sample!(50, n / 4, 1, {
             let _ = plugin.instantiate().await.expect("instantiate");
         }));
-        p.push(sample!(50, n / 4, 1, {
+        bp.push(sample!(50, n / 4, 1, {
+            let mut store = Store::new(&pooled_engine, Bare::new());
+            let _ = pooled_pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+        }));
+        wp.push(sample!(50, n / 4, 1, {
             let _ = pooled_plugin.instantiate().await.expect("instantiate");
         }));
     }
@@ -293,43 +354,26 @@ async fn instantiate(table: &mut Table, name: &str) {
         d.sort_unstable();
         d[d.len() / 2]
     };
-    let (b50, b99) = (median(&b, |s| s.p50), median(&b, |s| s.p99));
-    let (w50, w99) = (median(&w, |s| s.p50), median(&w, |s| s.p99));
-    let (p50, p99) = (median(&p, |s| s.p50), median(&p, |s| s.p99));
-    table.row(
-        format!("instantiate {name}, p50"),
-        us(w50),
-        format!("{} bare", us(b50)),
-        ratio(w50, b50),
-    );
-    table.row(
-        format!("instantiate {name}, p99"),
-        us(w99),
-        format!("{} bare", us(b99)),
-        ratio(w99, b99),
-    );
-    table.row(
-        format!("instantiate {name} pooling, p50"),
-        us(p50),
-        format!("{} bare", us(b50)),
-        ratio(p50, b50),
-    );
-    table.row(
-        format!("instantiate {name} pooling, p99"),
-        us(p99),
-        format!("{} bare", us(b99)),
-        ratio(p99, b99),
-    );
+    for (allocator, witplug, bare) in [("", &w, &b), (" pooling", &wp, &bp)] {
+        for (percentile, pick) in [
+            ("p50", (|s| s.p50) as fn(&Stats) -> Duration),
+            ("p99", |s| s.p99),
+        ] {
+            let (wt, bt) = (median(witplug, pick), median(bare, pick));
+            table.row(
+                format!("instantiate {name}{allocator}, {percentile}"),
+                us(wt),
+                format!("{} bare{allocator}", us(bt)),
+                ratio(wt, bt),
+            );
+        }
+    }
 }
 
 /// The same instantiation loop on both cores at once.
 fn instantiate_both_cores(table: &mut Table, name: &str) {
     let path = guest(name);
-    let runtime = Runtime::with_config(RuntimeConfig {
-        pooling: Some(Pooling::default()),
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let runtime = pooled_runtime();
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
     let n = if name.starts_with("go") { 300 } else { 3000 };
     let threads: Vec<_> = (0..2)
@@ -367,18 +411,26 @@ fn instantiate_both_cores(table: &mut Table, name: &str) {
     );
 }
 
-async fn calls(table: &mut Table) {
-    let path = guest("rust-echo");
-    let engine = bare_engine();
-    let component = Component::new(&engine, std::fs::read(&path).expect("read")).expect("compile");
-    let linker = bare_linker(&engine);
+/// The echo world through bare wasmtime on `engine`.
+async fn bare_echo(engine: &Engine, guest: &Path) -> (bare::echo::EchoPlugin, Store<Bare>) {
+    let component = Component::new(engine, std::fs::read(guest).expect("read")).expect("compile");
+    let linker = bare_linker(engine);
     let pre = bare::echo::EchoPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
         .expect("pre");
-    let mut bare_store = Store::new(&engine, Bare::new());
-    let bare_echo = pre
-        .instantiate_async(&mut bare_store)
+    let mut store = Store::new(engine, Bare::new());
+    // Epoch checks run (when compiled in) but never fire.
+    store.set_epoch_deadline(u64::MAX);
+    let plugin = pre
+        .instantiate_async(&mut store)
         .await
         .expect("instantiate");
+    (plugin, store)
+}
+
+async fn calls(table: &mut Table) {
+    let path = guest("rust-echo");
+    let (bare, mut bare_store) = bare_echo(&bare_engine(), &path).await;
+    let (epoch, mut epoch_store) = bare_echo(&bare_epoch_engine(), &path).await;
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
@@ -388,20 +440,28 @@ async fn calls(table: &mut Table) {
             .expect("plugin");
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
-    let mut bare_noop = Vec::new();
-    let mut witplug_noop = Vec::new();
+    let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
-        bare_noop.push(
+        bs.push(
             sample!(1000, 200, 100, {
-                bare_echo
-                    .witplug_bench_echo_echo()
+                bare.witplug_bench_echo_echo()
                     .call_noop(&mut bare_store)
                     .await
                     .expect("noop")
             })
             .p50,
         );
-        witplug_noop.push(
+        es.push(
+            sample!(1000, 200, 100, {
+                epoch
+                    .witplug_bench_echo_echo()
+                    .call_noop(&mut epoch_store)
+                    .await
+                    .expect("noop")
+            })
+            .p50,
+        );
+        ws.push(
             sample!(1000, 200, 100, {
                 let (bindings, store) = instance.parts().expect("parts");
                 let result = bindings.witplug_bench_echo_echo().call_noop(store).await;
@@ -410,19 +470,27 @@ async fn calls(table: &mut Table) {
             .p50,
         );
     }
-    table.compare("call: empty (noop), p50", witplug_noop, bare_noop);
+    table.compare3("call: empty (noop), p50", ws, bs, es);
 
     for size in [16usize, 1024, 64 * 1024] {
         let text = "x".repeat(size);
         let group = if size > 4096 { 5 } else { 50 };
-        let mut bs = Vec::new();
-        let mut ws = Vec::new();
+        let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..5 {
             bs.push(
                 sample!(200, 200, group, {
-                    bare_echo
-                        .witplug_bench_echo_echo()
+                    bare.witplug_bench_echo_echo()
                         .call_echo_string(&mut bare_store, &text)
+                        .await
+                        .expect("echo");
+                })
+                .p50,
+            );
+            es.push(
+                sample!(200, 200, group, {
+                    epoch
+                        .witplug_bench_echo_echo()
+                        .call_echo_string(&mut epoch_store, &text)
                         .await
                         .expect("echo");
                 })
@@ -440,7 +508,7 @@ async fn calls(table: &mut Table) {
                 .p50,
             );
         }
-        table.compare(format!("call: string echo {size} B, p50"), ws, bs);
+        table.compare3(format!("call: string echo {size} B, p50"), ws, bs, es);
     }
 }
 
@@ -477,46 +545,59 @@ fn sample_records(n: usize) -> Vec<Record> {
         .collect()
 }
 
-async fn records_call(table: &mut Table) {
-    // `faulty` keeps every ordinary record: a `list<record>` echo through the transform world.
-    let path = guest("rust-faulty");
-    let batch = sample_records(1000);
-    let engine = bare_engine();
-    let component = Component::new(&engine, std::fs::read(&path).expect("read")).expect("compile");
-    let mut linker = bare_linker(&engine);
+/// An instance of `guest` in the transform world through bare wasmtime on `engine`.
+async fn bare_transform(
+    engine: &Engine,
+    guest: &Path,
+) -> (bare::transform::TransformPlugin, Store<Bare>) {
+    let component = Component::new(engine, std::fs::read(guest).expect("read")).expect("compile");
+    let mut linker = bare_linker(engine);
     bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
         .expect("link");
     let pre =
         bare::transform::TransformPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
             .expect("pre");
-    let mut bare_store = Store::new(&engine, Bare::new());
-    let bare_plugin = pre
-        .instantiate_async(&mut bare_store)
+    let mut store = Store::new(engine, Bare::new());
+    // Epoch checks run (when compiled in) but never fire.
+    store.set_epoch_deadline(u64::MAX);
+    let plugin = pre
+        .instantiate_async(&mut store)
         .await
         .expect("instantiate");
-    // The bare bindings have their own `Record` type: convert once, outside the timing.
-    let bare_batch: Vec<bare::transform::witplug::plugin::types::Record> = batch
+    (plugin, store)
+}
+
+/// The bare bindings have their own `Record` type.
+fn to_bare(batch: &[Record]) -> Vec<bare::transform::witplug::plugin::types::Record> {
+    use bare::transform::witplug::plugin::types as b;
+    batch
         .iter()
-        .map(|r| bare::transform::witplug::plugin::types::Record {
+        .map(|r| b::Record {
             key: r.key.clone(),
             fields: r
                 .fields
                 .iter()
-                .map(|f| bare::transform::witplug::plugin::types::Field {
+                .map(|f| b::Field {
                     name: f.name.clone(),
                     value: match &f.value {
-                        Value::Text(s) => {
-                            bare::transform::witplug::plugin::types::Value::Text(s.clone())
-                        }
-                        Value::Integer(i) => {
-                            bare::transform::witplug::plugin::types::Value::Integer(*i)
-                        }
-                        _ => bare::transform::witplug::plugin::types::Value::Null,
+                        Value::Text(s) => b::Value::Text(s.clone()),
+                        Value::Integer(i) => b::Value::Integer(*i),
+                        _ => b::Value::Null,
                     },
                 })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
+
+async fn records_call(table: &mut Table) {
+    // `faulty` keeps every ordinary record: a `list<record>` echo through the transform world.
+    let path = guest("rust-faulty");
+    let batch = sample_records(1000);
+    let bare_batch = to_bare(&batch);
+    let (engine, epoch_engine) = (bare_engine(), bare_epoch_engine());
+    let (bare_plugin, mut bare_store) = bare_transform(&engine, &path).await;
+    let (epoch_plugin, mut epoch_store) = bare_transform(&epoch_engine, &path).await;
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
@@ -525,14 +606,23 @@ async fn records_call(table: &mut Table) {
         .expect("plugin");
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
-    let mut bs = Vec::new();
-    let mut ws = Vec::new();
+    let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         bs.push(
             sample!(20, 40, 1, {
                 bare_plugin
                     .witplug_plugin_transformer()
                     .call_process_batch(&mut bare_store, &bare_batch)
+                    .await
+                    .expect("batch");
+            })
+            .p50,
+        );
+        es.push(
+            sample!(20, 40, 1, {
+                epoch_plugin
+                    .witplug_plugin_transformer()
+                    .call_process_batch(&mut epoch_store, &bare_batch)
                     .await
                     .expect("batch");
             })
@@ -550,10 +640,11 @@ async fn records_call(table: &mut Table) {
             .p50,
         );
     }
-    table.compare(
+    table.compare3(
         "call: list<record> of 1,000 records in and out, p50",
         ws,
         bs,
+        es,
     );
 }
 
@@ -592,7 +683,8 @@ fn native_rule(batch: &[Record]) -> impl FnMut() {
 
 async fn throughput(table: &mut Table) {
     let batch = sample_records(1000);
-    let runtime = Runtime::new().expect("runtime");
+    // As the CLI runs plugins.
+    let runtime = pooled_runtime();
     let config = ::witplug::PluginConfig::new().set("blocked-domains", "mailinator.com");
     let mut plugins = Vec::new();
     for (name, reuse) in [
@@ -622,13 +714,27 @@ async fn throughput(table: &mut Table) {
     }
     let mut native = native_rule(&batch);
     let per_sec = |d: Duration| batch.len() as f64 / d.as_secs_f64();
+    // The floor of any guest: the same batch copied in and out through bare wasmtime by a
+    // guest that keeps every record and does nothing else (`faulty`).
+    let bare_batch = to_bare(&batch);
+    let (echo, mut echo_store) = bare_transform(&bare_engine(), &guest("rust-faulty")).await;
 
     let mut native_times = Vec::new();
+    let mut echo_times = Vec::new();
     let mut guest_times = vec![Vec::new(); plugins.len()];
     for _ in 0..5 {
         native_times.push(
             sample!(5, 30, 1, {
                 native();
+            })
+            .p50,
+        );
+        echo_times.push(
+            sample!(5, 30, 1, {
+                echo.witplug_plugin_transformer()
+                    .call_process_batch(&mut echo_store, &bare_batch)
+                    .await
+                    .expect("batch");
             })
             .p50,
         );
@@ -648,6 +754,16 @@ async fn throughput(table: &mut Table) {
         format!("{:.0}", per_sec(native)),
         "",
         "",
+    );
+    let echo = median(echo_times);
+    table.row(
+        "transform: copy only (bare wasmtime, a guest that keeps every record), records/s",
+        format!("{:.0}", per_sec(echo)),
+        format!("{:.0} native", per_sec(native)),
+        format!(
+            "{:.1}% of native: the ceiling of any guest",
+            100.0 * native.as_secs_f64() / echo.as_secs_f64()
+        ),
     );
     for ((name, reuse, _), mut times) in plugins.iter().zip(guest_times) {
         times.sort_unstable();
@@ -722,6 +838,50 @@ async fn throughput(table: &mut Table) {
     }
 }
 
+/// One record through a fresh instance, end to end (instantiate, call, drop): the cost of
+/// a request when every request gets its own instance.
+async fn fresh_instance_latency(table: &mut Table) {
+    let runtime = pooled_runtime();
+    let config = ::witplug::PluginConfig::new().set("blocked-domains", "mailinator.com");
+    let one = sample_records(1);
+    let mut names = vec!["rust-email-normalizer", "go-email-normalizer"];
+    if guests_dir()
+        .join("go-email-normalizer-preinit.wasm")
+        .is_file()
+    {
+        names.push("go-email-normalizer-preinit");
+    }
+    let mut plugins = Vec::new();
+    for name in &names {
+        let plugin = TransformPlugin::load(
+            &runtime,
+            guest(name),
+            PluginOptions::default().config(config.clone()),
+        )
+        .await
+        .expect("plugin");
+        plugins.push(plugin);
+    }
+    let mut times = vec![Vec::new(); plugins.len()];
+    for _ in 0..4 {
+        for (i, plugin) in plugins.iter().enumerate() {
+            times[i].push(sample!(20, 250, 1, {
+                plugin.process_batch(&one).await.expect("batch");
+            }));
+        }
+    }
+    for (name, stats) in names.iter().zip(times) {
+        let p50 = median(stats.iter().map(|s| s.p50).collect());
+        let p99 = median(stats.iter().map(|s| s.p99).collect());
+        table.row(
+            format!("fresh instance per request: {name}, 1 record, pooling, p50 / p99"),
+            format!("{} / {}", us(p50), us(p99)),
+            "",
+            "",
+        );
+    }
+}
+
 async fn guest_times_median(plugin: &TransformPlugin, batch: &[Record]) -> Duration {
     sample!(5, 30, 1, {
         plugin.process_batch(batch).await.expect("batch");
@@ -775,8 +935,10 @@ fn main() {
         .build()
         .expect("tokio");
     let mut table = Table { rows: Vec::new() };
-    if wanted("instantiate") {
+    if wanted("instantiate/rust") {
         rt.block_on(instantiate(&mut table, "rust-email-normalizer"));
+    }
+    if wanted("instantiate/go") {
         rt.block_on(instantiate(&mut table, "go-email-normalizer"));
         if guests_dir()
             .join("go-email-normalizer-preinit.wasm")
@@ -784,8 +946,16 @@ fn main() {
         {
             rt.block_on(instantiate(&mut table, "go-email-normalizer-preinit"));
         }
+    }
+    if wanted("instantiate/both-cores") {
         instantiate_both_cores(&mut table, "rust-email-normalizer");
         instantiate_both_cores(&mut table, "go-email-normalizer");
+        if guests_dir()
+            .join("go-email-normalizer-preinit.wasm")
+            .is_file()
+        {
+            instantiate_both_cores(&mut table, "go-email-normalizer-preinit");
+        }
     }
     if wanted("calls") {
         rt.block_on(calls(&mut table));
@@ -793,6 +963,9 @@ fn main() {
     }
     if wanted("throughput") {
         rt.block_on(throughput(&mut table));
+    }
+    if wanted("latency") {
+        rt.block_on(fresh_instance_latency(&mut table));
     }
     if wanted("compile") {
         compile_vs_cache(&mut table);

@@ -77,6 +77,7 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wizer::{WasmtimeWizerComponent, Wizer};
 
 use crate::capabilities::{Capabilities, CapabilityDenied, Stdio};
+use crate::data_segments;
 use crate::engine::Runtime;
 use crate::error::Error;
 use crate::limits::{Limits, StoreLimiter};
@@ -207,7 +208,7 @@ pub async fn preinitialize(
     // The snapshot reads the instance through accessors that wizer added; they must not be
     // interrupted (wizer treats their failure as a bug), so the deadline is lifted.
     store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1)));
-    wizer
+    let snapshot = wizer
         .snapshot_component(
             &context,
             &mut WasmtimeWizerComponent {
@@ -216,7 +217,25 @@ pub async fn preinitialize(
             },
         )
         .await
-        .map_err(PreinitError::Snapshot)
+        .map_err(PreinitError::Snapshot)?;
+    // An optimisation only: if it fails, the snapshot as wizer wrote it is still correct.
+    match data_segments::compact(&snapshot) {
+        Ok((compacted, stats)) => {
+            tracing::debug!(
+                before = stats.segments_before,
+                after = stats.segments_after,
+                "removed the snapshot's empty passive data segments"
+            );
+            Ok(compacted)
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = %crate::error::error_chain(&error),
+                "kept the snapshot's data segments as they are"
+            );
+            Ok(snapshot)
+        }
+    }
 }
 
 /// The store of the init instance: no capabilities (stderr captured for error messages

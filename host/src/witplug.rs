@@ -27,6 +27,7 @@
 pub mod cache;
 pub mod capabilities;
 pub mod component;
+mod data_segments;
 pub mod engine;
 pub mod error;
 pub mod jsonl;

@@ -34,13 +34,22 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let table = String::from_utf8_lossy(&output.stdout).into_owned();
     println!("{table}");
     if args.filter.is_none() {
-        let report = report(&table)?;
-        std::fs::write(paths.root.join("BENCHMARKS.md"), report)
-            .context("writing BENCHMARKS.md")?;
+        let path = paths.root.join("BENCHMARKS.md");
+        let mut report = report(&table)?;
+        // The hand-written reading of the figures below the table is kept.
+        let previous = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(at) = previous.find(HAND_WRITTEN) {
+            report.push('\n');
+            report.push_str(&previous[at..]);
+        }
+        std::fs::write(&path, report).context("writing BENCHMARKS.md")?;
         eprintln!("wrote BENCHMARKS.md");
     }
     Ok(())
 }
+
+/// The heading of BENCHMARKS.md's hand-written part, which a new run keeps.
+const HAND_WRITTEN: &str = "## Reading the figures";
 
 fn report(table: &str) -> anyhow::Result<String> {
     let mut out = String::new();

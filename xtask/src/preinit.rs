@@ -27,6 +27,9 @@ const GUESTS: [(&str, &str); 1] = [("go-email-normalizer", "describe()")];
 /// The crates whose versions decide what a snapshot looks like.
 const SNAPSHOT_CRATES: [&str; 2] = ["wasmtime", "wasmtime-wizer"];
 
+/// The host sources that write a snapshot, relative to the workspace root.
+const SNAPSHOT_SOURCES: [&str; 2] = ["host/src/preinit.rs", "host/src/data_segments.rs"];
+
 /// Pre-initialises every listed guest whose copy is not up to date. Runs after the Go
 /// guests are built.
 pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
@@ -91,6 +94,13 @@ fn hash_inputs(paths: &Paths, input: &Path, init_call: &str) -> anyhow::Result<S
     add("format", STAMP_FORMAT.as_bytes());
     add("init", init_call.as_bytes());
     add("component", &component);
+    // The host's snapshotting code: a change to it (e.g. how segments are compacted)
+    // makes a new snapshot.
+    for source in SNAPSHOT_SOURCES {
+        let path = paths.root.join(source);
+        let text = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        add(source, &text);
+    }
     for krate in SNAPSHOT_CRATES {
         add(
             krate,
@@ -125,8 +135,12 @@ mod tests {
     }
 
     #[test]
-    fn the_workspace_locks_the_snapshot_crates() -> anyhow::Result<()> {
-        let lock = fs::read_to_string(Paths::new().root.join("Cargo.lock"))?;
+    fn the_snapshot_inputs_exist() -> anyhow::Result<()> {
+        let root = Paths::new().root;
+        let lock = fs::read_to_string(root.join("Cargo.lock"))?;
+        for source in SNAPSHOT_SOURCES {
+            assert!(root.join(source).is_file(), "{source}");
+        }
         for krate in SNAPSHOT_CRATES {
             assert!(locked_version(&lock, krate).is_some(), "{krate}");
         }

@@ -13,12 +13,16 @@
 //!   `env` (`name`), `env-all`, `tcp-connect` (`addr`), `dns` (`host`), `udp-bind`.
 //!   Success keeps the record with the result appended; a refusal is an error outcome
 //!   (`io`, `env`, `net`) whose message is the guest's own error text.
+//! - Look for another instance's leftovers: `residue` keeps the record with a boolean
+//!   `residue` field, true if its static memory is not as the component's image says
+//!   (then writes over it, for the next instance to find).
 //! - `panic` panics; any other key keeps the record unchanged.
 
 wit_bindgen::generate!({ path: "../../wit", world: "transform-plugin" });
 
 use std::hint::black_box;
 use std::net::{TcpStream, ToSocketAddrs as _, UdpSocket};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::{env, fs};
 
 use exports::witplug::plugin::metadata::{self, PluginInfo};
@@ -32,6 +36,11 @@ const DEFAULT_HUGE_BYTES: i64 = 16 * 1024 * 1024;
 const DEFAULT_HUGE_COUNT: i64 = 1_000_000;
 /// One allocation of `alloc-bomb`.
 const MIB: usize = 1024 * 1024;
+
+/// Zero-initialised static memory (`.bss`), and static memory with non-zero initial
+/// contents (`.data`, part of the component's memory image), for `residue`.
+static ZEROED: [AtomicU8; 64 * 1024] = [const { AtomicU8::new(0) }; 64 * 1024];
+static INITIALISED: [AtomicU8; 4096] = [const { AtomicU8::new(1) }; 4096];
 
 struct Hostile;
 
@@ -82,10 +91,26 @@ fn attack(record: Record) -> Outcome {
         "tcp-connect" => tcp_connect(record),
         "dns" => dns(record),
         "udp-bind" => udp_bind(record),
+        "residue" => Ok(residue(record)),
         "panic" => panic!("hostile plugin panicked"),
         _ => Ok(Outcome::Keep(record)),
     };
     result.unwrap_or_else(Outcome::Error)
+}
+
+/// Whether this instance's static memory was already written (by an earlier call on the
+/// same instance, or by another instance if the host failed to reset a reused slot);
+/// then marks it.
+fn residue(record: Record) -> Outcome {
+    let dirty = ZEROED.iter().any(|b| b.load(Ordering::Relaxed) != 0)
+        || INITIALISED.iter().any(|b| b.load(Ordering::Relaxed) != 1);
+    for byte in &ZEROED {
+        byte.store(0xAA, Ordering::Relaxed);
+    }
+    for byte in &INITIALISED {
+        byte.store(0xBB, Ordering::Relaxed);
+    }
+    keep_with(record, "residue", Value::Boolean(dirty))
 }
 
 /// An endless pure computation: `black_box` makes every step observable, so the optimiser

@@ -68,6 +68,7 @@ impl EngineArgs {
         let pooling = Pooling {
             max_instances: 256,
             max_memory_bytes: self.limits().max_memory_bytes,
+            ..Pooling::default()
         };
         Runtime::with_config(RuntimeConfig {
             fuel_metering: self.fuel.is_some(),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use witplug::worlds::transform::Outcome;
 use witplug::{
-    Access, Capabilities, Error, Limits, Plugin, PluginOptions, Record, Runtime, RuntimeConfig,
-    Stdio, TransformPlugin, Value,
+    Access, Capabilities, Error, InstanceReuse, Limits, Plugin, PluginOptions, Pooling, Record,
+    Runtime, RuntimeConfig, Stdio, TransformPlugin, Value,
 };
 
 use crate::common::{component, record, runtime, text};
@@ -435,4 +435,52 @@ async fn a_spinning_plugin_does_not_block_the_executor() {
         .expect("join")
         .expect_err("spinner times out");
     assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+}
+
+/// Whether the `residue` attack found its static memory written before it.
+fn residue(outcomes: &[Outcome]) -> bool {
+    match outcomes {
+        [Outcome::Keep(kept)] => match kept.fields.iter().find(|f| f.name == "residue") {
+            Some(field) => field.value == Value::Boolean(true),
+            None => panic!("no `residue` field in {kept:?}"),
+        },
+        other => panic!("unexpected outcomes {other:?}"),
+    }
+}
+
+/// The pooling allocator hands the same memory slot to the next instance, resetting in
+/// place the pages the last one touched (`Pooling::keep_resident_bytes`): no instance may
+/// find what another wrote. The same probe on a reused instance does find its own marks,
+/// which shows that it can tell.
+#[tokio::test]
+async fn a_pooled_memory_slot_holds_nothing_of_the_instance_before() {
+    let runtime = Runtime::with_config(RuntimeConfig {
+        // One slot, so that every instance reuses it.
+        pooling: Some(Pooling {
+            max_instances: 1,
+            ..Pooling::default()
+        }),
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let loaded =
+        witplug::LoadedComponent::from_file(&runtime, crate::common::guest_path("rust-hostile"))
+            .expect("loads");
+    let batch = [record("residue", &[])];
+    for reuse in [InstanceReuse::Never, InstanceReuse::UpTo { max_calls: 10 }] {
+        let plugin = TransformPlugin::from(
+            Plugin::new(&runtime, &loaded, PluginOptions::default().reuse(reuse))
+                .await
+                .expect("links"),
+        );
+        let mut found = Vec::new();
+        for _ in 0..3 {
+            found.push(residue(&plugin.process_batch(&batch).await.expect("batch")));
+        }
+        let expected = match reuse {
+            InstanceReuse::Never => [false, false, false],
+            InstanceReuse::UpTo { .. } => [false, true, true],
+        };
+        assert_eq!(found, expected, "{reuse:?}");
+    }
 }

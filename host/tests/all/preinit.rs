@@ -110,6 +110,45 @@ async fn the_preinitialised_go_normalizer_loads_through_the_usual_api() {
     assert_eq!(plugin.plugin().instantiations(), 2);
 }
 
+/// The passive data segments of every core module in `component`, and how many are empty.
+fn passive_data_segments(component: &[u8]) -> (usize, usize) {
+    let (mut passive, mut empty) = (0, 0);
+    for payload in wasmparser::Parser::new(0).parse_all(component) {
+        if let wasmparser::Payload::DataSection(reader) = payload.expect("parses") {
+            for datum in reader {
+                let datum = datum.expect("a data segment");
+                if matches!(datum.kind, wasmparser::DataKind::Passive) {
+                    passive += 1;
+                    empty += usize::from(datum.data.is_empty());
+                }
+            }
+        }
+    }
+    (passive, empty)
+}
+
+/// Wizer leaves an empty passive segment for each of the original's active ones (Go has
+/// thousands); witplug removes them, as each costs every instantiation a little.
+#[test]
+fn the_go_snapshot_has_no_empty_data_segments_left() {
+    let read = |name| std::fs::read(guest_path(name)).expect("read");
+    let wizer_would_leave = {
+        let original = read("go-email-normalizer");
+        let mut active = 0;
+        for payload in wasmparser::Parser::new(0).parse_all(&original) {
+            if let wasmparser::Payload::DataSection(reader) = payload.expect("parses") {
+                active += reader.count();
+            }
+        }
+        active
+    };
+    assert!(wizer_would_leave > 1000, "{wizer_would_leave} segments");
+    assert_eq!(
+        passive_data_segments(&read("go-email-normalizer-preinit")),
+        (0, 0)
+    );
+}
+
 /// Pre-initialises a built guest with the library.
 async fn preinitialised(name: &str, init_call: &str) -> LoadedComponent {
     let bytes = std::fs::read(guest_path(name)).expect("read");
