@@ -4,8 +4,8 @@
 //! segment (so that the indices of the remaining segments do not move), then appends the
 //! snapshot's own segments. Wasmtime folds active segments into one copy-on-write image,
 //! but keeps a per-instance entry for every passive segment, filled in on each
-//! instantiation. Mainline Go emits one data segment per symbol: a pre-initialised Go
-//! component carries about 28,000 empty passive segments, and filling in their entries
+//! instantiation. Mainline Go's linker emits many small data segments: a pre-initialised Go
+//! component carried about 28,000 empty passive segments, and filling in their entries
 //! was most of its instantiation time (measured in `cargo xtask bench`).
 //!
 //! A data index is only used by `memory.init` and `data.drop`. In a module whose code uses

@@ -7,6 +7,8 @@
 //! start in the state the instance was in after that call (a snapshot, made by
 //! [wasmtime-wizer](https://docs.rs/wasmtime-wizer)). Instantiating the snapshot skips
 //! everything that already ran: the guest's start-up code does not run again.
+//! The empty data segments wizer leaves behind are then removed (`data_segments`), as
+//! wasmtime would set each up on every instantiation.
 //!
 //! # Why
 //!
