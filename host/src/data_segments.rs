@@ -55,42 +55,39 @@ pub fn compact(component: &[u8]) -> Result<(Vec<u8>, CompactStats), CompactError
     let mut depth = 0usize;
     for payload in Parser::new(0).parse_all(component) {
         let payload = payload?;
-        match &payload {
-            // The top-level header is `Component::new`'s.
-            Payload::Version { .. } if depth == 0 => continue,
-            Payload::End(_) => {
-                depth = depth.saturating_sub(1);
-                continue;
-            }
-            _ => {}
-        }
-        if depth > 0 {
-            continue;
-        }
+        let nested = depth > 0;
         match payload {
+            // The top-level header is `Component::new`'s; nested ones are part of the
+            // bytes of their section.
+            Payload::Version { .. } => {}
+            Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ModuleSection {
                 unchecked_range, ..
             } => {
                 depth += 1;
-                let module = &component[unchecked_range];
-                let (rewritten, before, after) = compact_module(module)?;
-                stats.segments_before += before;
-                stats.segments_after += after;
-                out.section(&RawSection {
-                    id: ComponentSectionId::CoreModule as u8,
-                    data: rewritten.as_deref().unwrap_or(module),
-                });
+                if !nested {
+                    let module = &component[unchecked_range];
+                    let (rewritten, before, after) = compact_module(module)?;
+                    stats.segments_before += before;
+                    stats.segments_after += after;
+                    out.section(&RawSection {
+                        id: ComponentSectionId::CoreModule as u8,
+                        data: rewritten.as_deref().unwrap_or(module),
+                    });
+                }
             }
             Payload::ComponentSection {
                 unchecked_range, ..
             } => {
                 depth += 1;
-                out.section(&RawSection {
-                    id: ComponentSectionId::Component as u8,
-                    data: &component[unchecked_range],
-                });
+                if !nested {
+                    out.section(&RawSection {
+                        id: ComponentSectionId::Component as u8,
+                        data: &component[unchecked_range],
+                    });
+                }
             }
-            other => {
+            other if !nested => {
                 if let Some((id, range)) = other.as_section() {
                     out.section(&RawSection {
                         id,
@@ -98,6 +95,7 @@ pub fn compact(component: &[u8]) -> Result<(Vec<u8>, CompactStats), CompactError
                     });
                 }
             }
+            _ => {}
         }
     }
     let bytes = out.finish();
@@ -265,6 +263,31 @@ mod tests {
             Operator::GlobalGet { global_index: 0 }
         ));
         assert!(matches!(offsets[1][0], Operator::I32Const { value: 65535 }));
+    }
+
+    #[test]
+    fn a_nested_component_is_copied_as_it_is() {
+        let module = wat::parse_str(SNAPSHOT_LIKE).expect("valid wat");
+        // Two modules in the nested component: after the first one's end, its second is
+        // still nested.
+        let mut inner = wasm_encoder::Component::new();
+        for _ in 0..2 {
+            inner.section(&RawSection {
+                id: ComponentSectionId::CoreModule as u8,
+                data: &module,
+            });
+        }
+        let mut outer = wasm_encoder::Component::new();
+        outer.section(&wasm_encoder::NestedComponentSection(&inner));
+        outer.section(&RawSection {
+            id: ComponentSectionId::CoreModule as u8,
+            data: &module,
+        });
+        let original = outer.finish();
+        let (bytes, stats) = compact(&original).expect("compacts");
+        // Only the top-level module is rewritten: the nested ones keep their 5 segments.
+        assert_eq!((stats.segments_before, stats.segments_after), (5, 3));
+        assert_eq!(data_segments(&bytes).len(), 5 + 5 + 3);
     }
 
     #[test]
