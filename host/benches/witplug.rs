@@ -174,6 +174,16 @@ fn bare_linker(engine: &Engine) -> Linker<Bare> {
     linker
 }
 
+/// The sample rule's blocked domain in every throughput run, native and guest alike.
+const BLOCKED_DOMAIN: &str = "mailinator.com";
+
+/// Whether `cargo xtask build` made the pre-initialised Go guest (it needs Go).
+fn go_preinit_built() -> bool {
+    guests_dir()
+        .join("go-email-normalizer-preinit.wasm")
+        .is_file()
+}
+
 fn guests_dir() -> PathBuf {
     std::env::var_os("WITPLUG_GUESTS_DIR")
         .map(PathBuf::from)
@@ -299,18 +309,10 @@ async fn instantiate(table: &mut Table, name: &str) {
     let path = guest(name);
     let bytes = std::fs::read(&path).expect("read");
 
-    let bare_pre = |engine: &Engine| {
-        let component = Component::new(engine, &bytes).expect("compile");
-        let mut linker = bare_linker(engine);
-        bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .expect("link");
-        bare::transform::TransformPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
-            .expect("pre")
-    };
     let engine = bare_engine();
-    let pre = bare_pre(&engine);
+    let pre = bare_transform_pre(&engine, &bytes);
     let pooled_engine = bare_pooled_engine();
-    let pooled_pre = bare_pre(&pooled_engine);
+    let pooled_pre = bare_transform_pre(&pooled_engine, &bytes);
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
@@ -429,8 +431,11 @@ async fn bare_echo(engine: &Engine, guest: &Path) -> (bare::echo::EchoPlugin, St
 
 async fn calls(table: &mut Table) {
     let path = guest("rust-echo");
-    let (bare, mut bare_store) = bare_echo(&bare_engine(), &path).await;
-    let (epoch, mut epoch_store) = bare_echo(&bare_epoch_engine(), &path).await;
+    // Bare wasmtime without, then with, epoch interruption: the two baselines of `compare3`.
+    let mut bare = [
+        bare_echo(&bare_engine(), &path).await,
+        bare_echo(&bare_epoch_engine(), &path).await,
+    ];
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
@@ -440,27 +445,19 @@ async fn calls(table: &mut Table) {
             .expect("plugin");
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
-    let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
     for _ in 0..5 {
-        bs.push(
-            sample!(1000, 200, 100, {
-                bare.witplug_bench_echo_echo()
-                    .call_noop(&mut bare_store)
-                    .await
-                    .expect("noop")
-            })
-            .p50,
-        );
-        es.push(
-            sample!(1000, 200, 100, {
-                epoch
-                    .witplug_bench_echo_echo()
-                    .call_noop(&mut epoch_store)
-                    .await
-                    .expect("noop")
-            })
-            .p50,
-        );
+        for ((echo, store), times) in bare.iter_mut().zip(&mut bare_times) {
+            times.push(
+                sample!(1000, 200, 100, {
+                    echo.witplug_bench_echo_echo()
+                        .call_noop(&mut *store)
+                        .await
+                        .expect("noop")
+                })
+                .p50,
+            );
+        }
         ws.push(
             sample!(1000, 200, 100, {
                 let (bindings, store) = instance.parts().expect("parts");
@@ -470,32 +467,25 @@ async fn calls(table: &mut Table) {
             .p50,
         );
     }
+    let [bs, es] = bare_times;
     table.compare3("call: empty (noop), p50", ws, bs, es);
 
     for size in [16usize, 1024, 64 * 1024] {
         let text = "x".repeat(size);
         let group = if size > 4096 { 5 } else { 50 };
-        let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
         for _ in 0..5 {
-            bs.push(
-                sample!(200, 200, group, {
-                    bare.witplug_bench_echo_echo()
-                        .call_echo_string(&mut bare_store, &text)
-                        .await
-                        .expect("echo");
-                })
-                .p50,
-            );
-            es.push(
-                sample!(200, 200, group, {
-                    epoch
-                        .witplug_bench_echo_echo()
-                        .call_echo_string(&mut epoch_store, &text)
-                        .await
-                        .expect("echo");
-                })
-                .p50,
-            );
+            for ((echo, store), times) in bare.iter_mut().zip(&mut bare_times) {
+                times.push(
+                    sample!(200, 200, group, {
+                        echo.witplug_bench_echo_echo()
+                            .call_echo_string(&mut *store, &text)
+                            .await
+                            .expect("echo");
+                    })
+                    .p50,
+                );
+            }
             ws.push(
                 sample!(200, 200, group, {
                     let (bindings, store) = instance.parts().expect("parts");
@@ -508,6 +498,7 @@ async fn calls(table: &mut Table) {
                 .p50,
             );
         }
+        let [bs, es] = bare_times;
         table.compare3(format!("call: string echo {size} B, p50"), ws, bs, es);
     }
 }
@@ -545,18 +536,23 @@ fn sample_records(n: usize) -> Vec<Record> {
         .collect()
 }
 
+/// The component `bytes` compiled, linked and type-checked in the transform world through
+/// bare wasmtime on `engine`.
+fn bare_transform_pre(engine: &Engine, bytes: &[u8]) -> bare::transform::TransformPluginPre<Bare> {
+    let component = Component::new(engine, bytes).expect("compile");
+    let mut linker = bare_linker(engine);
+    bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        .expect("link");
+    bare::transform::TransformPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
+        .expect("pre")
+}
+
 /// An instance of `guest` in the transform world through bare wasmtime on `engine`.
 async fn bare_transform(
     engine: &Engine,
     guest: &Path,
 ) -> (bare::transform::TransformPlugin, Store<Bare>) {
-    let component = Component::new(engine, std::fs::read(guest).expect("read")).expect("compile");
-    let mut linker = bare_linker(engine);
-    bare::transform::TransformPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-        .expect("link");
-    let pre =
-        bare::transform::TransformPluginPre::new(linker.instantiate_pre(&component).expect("pre"))
-            .expect("pre");
+    let pre = bare_transform_pre(engine, &std::fs::read(guest).expect("read"));
     let mut store = Store::new(engine, Bare::new());
     // Epoch checks run (when compiled in) but never fire.
     store.set_epoch_deadline(u64::MAX);
@@ -567,27 +563,35 @@ async fn bare_transform(
     (plugin, store)
 }
 
-/// The bare bindings have their own `Record` type.
+/// `batch` (witplug's `Record`s, as `sample_records` makes them: text and integer values)
+/// converted to the `Record` of other bindings of the same WIT, given by their `types`
+/// module: bare wasmtime's, or the guest's for the native rule.
+macro_rules! records_as {
+    ($types:path, $batch:expr) => {{
+        use $types as t;
+        $batch
+            .iter()
+            .map(|r| t::Record {
+                key: r.key.clone(),
+                fields: r
+                    .fields
+                    .iter()
+                    .map(|f| t::Field {
+                        name: f.name.clone(),
+                        value: match &f.value {
+                            Value::Text(s) => t::Value::Text(s.clone()),
+                            Value::Integer(i) => t::Value::Integer(*i),
+                            _ => t::Value::Null,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect::<Vec<t::Record>>()
+    }};
+}
+
 fn to_bare(batch: &[Record]) -> Vec<bare::transform::witplug::plugin::types::Record> {
-    use bare::transform::witplug::plugin::types as b;
-    batch
-        .iter()
-        .map(|r| b::Record {
-            key: r.key.clone(),
-            fields: r
-                .fields
-                .iter()
-                .map(|f| b::Field {
-                    name: f.name.clone(),
-                    value: match &f.value {
-                        Value::Text(s) => b::Value::Text(s.clone()),
-                        Value::Integer(i) => b::Value::Integer(*i),
-                        _ => b::Value::Null,
-                    },
-                })
-                .collect(),
-        })
-        .collect()
+    records_as!(bare::transform::witplug::plugin::types, batch)
 }
 
 async fn records_call(table: &mut Table) {
@@ -595,9 +599,11 @@ async fn records_call(table: &mut Table) {
     let path = guest("rust-faulty");
     let batch = sample_records(1000);
     let bare_batch = to_bare(&batch);
-    let (engine, epoch_engine) = (bare_engine(), bare_epoch_engine());
-    let (bare_plugin, mut bare_store) = bare_transform(&engine, &path).await;
-    let (epoch_plugin, mut epoch_store) = bare_transform(&epoch_engine, &path).await;
+    // Bare wasmtime without, then with, epoch interruption: the two baselines of `compare3`.
+    let mut bare = [
+        bare_transform(&bare_engine(), &path).await,
+        bare_transform(&bare_epoch_engine(), &path).await,
+    ];
 
     let runtime = Runtime::new().expect("runtime");
     let loaded = LoadedComponent::from_file(&runtime, &path).expect("load");
@@ -606,28 +612,20 @@ async fn records_call(table: &mut Table) {
         .expect("plugin");
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
-    let (mut bs, mut es, mut ws) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
     for _ in 0..5 {
-        bs.push(
-            sample!(20, 40, 1, {
-                bare_plugin
-                    .witplug_plugin_transformer()
-                    .call_process_batch(&mut bare_store, &bare_batch)
-                    .await
-                    .expect("batch");
-            })
-            .p50,
-        );
-        es.push(
-            sample!(20, 40, 1, {
-                epoch_plugin
-                    .witplug_plugin_transformer()
-                    .call_process_batch(&mut epoch_store, &bare_batch)
-                    .await
-                    .expect("batch");
-            })
-            .p50,
-        );
+        for ((transform, store), times) in bare.iter_mut().zip(&mut bare_times) {
+            times.push(
+                sample!(20, 40, 1, {
+                    transform
+                        .witplug_plugin_transformer()
+                        .call_process_batch(&mut *store, &bare_batch)
+                        .await
+                        .expect("batch");
+                })
+                .p50,
+            );
+        }
         ws.push(
             sample!(20, 40, 1, {
                 let (bindings, store) = instance.parts().expect("parts");
@@ -640,6 +638,7 @@ async fn records_call(table: &mut Table) {
             .p50,
         );
     }
+    let [bs, es] = bare_times;
     table.compare3(
         "call: list<record> of 1,000 records in and out, p50",
         ws,
@@ -650,26 +649,8 @@ async fn records_call(table: &mut Table) {
 
 /// The sample rule, natively: the guest crate's own rule module compiled for the host.
 fn native_rule(batch: &[Record]) -> impl FnMut() {
-    use crate::witplug::plugin::types as g;
-    let settings = rule::Settings::new(None, None, Some("mailinator.com".to_owned()));
-    let converted: Vec<g::Record> = batch
-        .iter()
-        .map(|r| g::Record {
-            key: r.key.clone(),
-            fields: r
-                .fields
-                .iter()
-                .map(|f| g::Field {
-                    name: f.name.clone(),
-                    value: match &f.value {
-                        Value::Text(s) => g::Value::Text(s.clone()),
-                        Value::Integer(i) => g::Value::Integer(*i),
-                        _ => g::Value::Null,
-                    },
-                })
-                .collect(),
-        })
-        .collect();
+    let settings = rule::Settings::new(None, None, Some(BLOCKED_DOMAIN.to_owned()));
+    let converted = records_as!(crate::witplug::plugin::types, batch);
     move || {
         // The guest receives an owned copy of the batch too: clone to compare like with like.
         let outcomes: Vec<_> = converted
@@ -685,7 +666,7 @@ async fn throughput(table: &mut Table) {
     let batch = sample_records(1000);
     // As the CLI runs plugins.
     let runtime = pooled_runtime();
-    let config = ::witplug::PluginConfig::new().set("blocked-domains", "mailinator.com");
+    let config = ::witplug::PluginConfig::new().set("blocked-domains", BLOCKED_DOMAIN);
     let mut plugins = Vec::new();
     for (name, reuse) in [
         ("rust-email-normalizer", InstanceReuse::Never),
@@ -842,13 +823,10 @@ async fn throughput(table: &mut Table) {
 /// a request when every request gets its own instance.
 async fn fresh_instance_latency(table: &mut Table) {
     let runtime = pooled_runtime();
-    let config = ::witplug::PluginConfig::new().set("blocked-domains", "mailinator.com");
+    let config = ::witplug::PluginConfig::new().set("blocked-domains", BLOCKED_DOMAIN);
     let one = sample_records(1);
     let mut names = vec!["rust-email-normalizer", "go-email-normalizer"];
-    if guests_dir()
-        .join("go-email-normalizer-preinit.wasm")
-        .is_file()
-    {
+    if go_preinit_built() {
         names.push("go-email-normalizer-preinit");
     }
     let mut plugins = Vec::new();
@@ -940,20 +918,14 @@ fn main() {
     }
     if wanted("instantiate/go") {
         rt.block_on(instantiate(&mut table, "go-email-normalizer"));
-        if guests_dir()
-            .join("go-email-normalizer-preinit.wasm")
-            .is_file()
-        {
+        if go_preinit_built() {
             rt.block_on(instantiate(&mut table, "go-email-normalizer-preinit"));
         }
     }
     if wanted("instantiate/both-cores") {
         instantiate_both_cores(&mut table, "rust-email-normalizer");
         instantiate_both_cores(&mut table, "go-email-normalizer");
-        if guests_dir()
-            .join("go-email-normalizer-preinit.wasm")
-            .is_file()
-        {
+        if go_preinit_built() {
             instantiate_both_cores(&mut table, "go-email-normalizer-preinit");
         }
     }

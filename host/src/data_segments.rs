@@ -110,23 +110,12 @@ pub fn compact(component: &[u8]) -> Result<(Vec<u8>, CompactStats), CompactError
 fn compact_module(module: &[u8]) -> Result<(Option<Vec<u8>>, usize, usize), CompactError> {
     let mut sections: Vec<(u8, Range<usize>)> = Vec::new();
     let mut data_section = None;
-    let mut uses_data_indices = false;
+    let mut bodies = Vec::new();
     for payload in Parser::new(0).parse_all(module) {
         let payload = payload?;
         match &payload {
             Payload::DataSection(reader) => data_section = Some(reader.clone()),
-            Payload::CodeSectionEntry(body) if !uses_data_indices => {
-                let mut operators = body.get_operators_reader()?;
-                while !operators.eof() {
-                    if matches!(
-                        operators.read()?,
-                        Operator::MemoryInit { .. } | Operator::DataDrop { .. }
-                    ) {
-                        uses_data_indices = true;
-                        break;
-                    }
-                }
-            }
+            Payload::CodeSectionEntry(body) => bodies.push(body.clone()),
             _ => {}
         }
         if let Some((id, range)) = payload.as_section() {
@@ -147,7 +136,8 @@ fn compact_module(module: &[u8]) -> Result<(Option<Vec<u8>>, usize, usize), Comp
         RoundtripReencoder.parse_data(&mut kept, datum)?;
     }
     let after = kept.len() as usize;
-    if uses_data_indices || after == before {
+    // The code is only read when there is something to remove.
+    if after == before || uses_data_indices(&bodies)? {
         return Ok((None, before, before));
     }
 
@@ -165,6 +155,22 @@ fn compact_module(module: &[u8]) -> Result<(Option<Vec<u8>>, usize, usize), Comp
         }
     }
     Ok((Some(out.finish()), before, after))
+}
+
+/// Whether any function uses a data index (`memory.init`, `data.drop`).
+fn uses_data_indices(bodies: &[wasmparser::FunctionBody<'_>]) -> Result<bool, CompactError> {
+    for body in bodies {
+        let mut operators = body.get_operators_reader()?;
+        while !operators.eof() {
+            if matches!(
+                operators.read()?,
+                Operator::MemoryInit { .. } | Operator::DataDrop { .. }
+            ) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 #[cfg(test)]

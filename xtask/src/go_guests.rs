@@ -243,13 +243,25 @@ fn build_guest(
     let component = encode_component(&mut module, resolved, guest.kind.adapter())
         .context("encoding the component")?;
     util::write_if_changed(&out, &component)?;
-    fs::write(&stamp_path, stamp(&inputs, &component))
-        .with_context(|| format!("cannot write {}", stamp_path.display()))?;
+    record_built(paths, step, &out, &stamp_path, &inputs, &component)
+}
 
+/// Writes the stamp of `output` (just written to `out`, made from `inputs`) and reports
+/// the step done.
+pub(crate) fn record_built(
+    paths: &Paths,
+    step: Step,
+    out: &Path,
+    stamp_path: &Path,
+    inputs: &str,
+    output: &[u8],
+) -> anyhow::Result<()> {
+    fs::write(stamp_path, stamp(inputs, output))
+        .with_context(|| format!("cannot write {}", stamp_path.display()))?;
     step.done(&format!(
         "{} ({})",
-        util::shown(paths, &out),
-        util::human_size(component.len() as u64)
+        util::shown(paths, out),
+        util::human_size(output.len() as u64)
     ));
     Ok(())
 }

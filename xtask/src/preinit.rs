@@ -14,7 +14,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::go_guests::{is_up_to_date, stamp};
+use crate::go_guests::{is_up_to_date, record_built};
 use crate::util::{self, Paths, Step};
 
 /// Bump when this step changes in a way that changes its outputs.
@@ -68,14 +68,7 @@ fn preinit(paths: &Paths, guest: &str, init_call: &str, jobs: Option<u32>) -> an
     util::run_captured(&mut cmd)?;
 
     let output = fs::read(&out).with_context(|| format!("cannot read {}", out.display()))?;
-    fs::write(&stamp_path, stamp(&inputs, &output))
-        .with_context(|| format!("cannot write {}", stamp_path.display()))?;
-    step.done(&format!(
-        "{} ({})",
-        util::shown(paths, &out),
-        util::human_size(output.len() as u64)
-    ));
-    Ok(())
+    record_built(paths, step, &out, &stamp_path, &inputs, &output)
 }
 
 /// A hash of what the snapshot is made from.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use witplug::{Field, LoadedComponent, LogRecord, LogSink, Record, Runtime, Value};
+use witplug::{Field, LoadedComponent, LogRecord, LogSink, PluginConfig, Record, Runtime, Value};
 
 /// The directory `cargo xtask build` writes guest components to.
 pub fn guests_dir() -> PathBuf {
@@ -75,4 +75,18 @@ pub fn record(key: &str, fields: &[(&str, Value)]) -> Record {
 
 pub fn text(s: &str) -> Value {
     Value::Text(s.to_owned())
+}
+
+/// Configurations of the email-normalizer that exercise each of its settings, for tests
+/// that hold two builds of it to the same outcomes.
+pub fn normalizer_configs() -> [PluginConfig; 3] {
+    [
+        PluginConfig::new(),
+        PluginConfig::new()
+            .set("blocked-domains", "spam.example, ok.org")
+            .set("required-fields", ""),
+        PluginConfig::new()
+            .set("email-field", "name")
+            .set("required-fields", "name,email"),
+    ]
 }

@@ -11,7 +11,7 @@ use witplug::{
     Stdio, TransformPlugin,
 };
 
-use crate::common::{component, guest_path, guests_dir, record, runtime, text};
+use crate::common::{component, guest_path, guests_dir, normalizer_configs, record, runtime, text};
 
 async fn transform(component: &LoadedComponent, options: PluginOptions) -> TransformPlugin {
     let plugin: Plugin<_> = Plugin::new(runtime(), component, options)
@@ -20,24 +20,12 @@ async fn transform(component: &LoadedComponent, options: PluginOptions) -> Trans
     TransformPlugin::from(plugin)
 }
 
-fn configs() -> [PluginConfig; 3] {
-    [
-        PluginConfig::new(),
-        PluginConfig::new()
-            .set("blocked-domains", "spam.example, ok.org")
-            .set("required-fields", ""),
-        PluginConfig::new()
-            .set("email-field", "name")
-            .set("required-fields", "name,email"),
-    ]
-}
-
 /// `original` and `preinitialised` give the same outcomes on the tricky records under
 /// several configurations (configuration is read per call, not frozen), and describe
 /// themselves alike.
 async fn assert_same_behaviour(original: &LoadedComponent, preinitialised: &LoadedComponent) {
     let records = crate::transform::tricky_records();
-    for config in configs() {
+    for config in normalizer_configs() {
         let options = PluginOptions::default().config(config.clone());
         let expected = transform(original, options.clone())
             .await

@@ -6,7 +6,9 @@ use witplug::{
     TransformPlugin, Value, jsonl,
 };
 
-use crate::common::{LANGUAGES, component, log_collector, record, runtime, text};
+use crate::common::{
+    LANGUAGES, component, log_collector, normalizer_configs, record, runtime, text,
+};
 
 async fn plugin(name: &str, options: PluginOptions) -> TransformPlugin {
     let plugin: Plugin<_> = Plugin::new(runtime(), &component(name), options)
@@ -193,15 +195,7 @@ pub(crate) fn tricky_records() -> Vec<Record> {
 
 #[tokio::test]
 async fn rust_and_go_guests_give_identical_outcomes() {
-    for config in [
-        PluginConfig::new(),
-        PluginConfig::new()
-            .set("blocked-domains", "spam.example, ok.org")
-            .set("required-fields", ""),
-        PluginConfig::new()
-            .set("email-field", "name")
-            .set("required-fields", "name,email"),
-    ] {
+    for config in normalizer_configs() {
         let records = tricky_records();
         let rust = normalizer("rust", config.clone())
             .await
