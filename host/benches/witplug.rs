@@ -12,16 +12,35 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-// `::witplug` is the host library; the bare `witplug` module below is the guest-side
-// bindings that the native copy of the sample rule needs.
+// `::witplug` is the host library; the bare `witplug` module below gives the native copy of
+// the sample rule the type paths it expects.
 use ::witplug::worlds::transform::TransformWorld;
 use ::witplug::{
     Field, InstanceReuse, LoadedComponent, Plugin, PluginOptions, PluginState, Pooling, Record,
     Runtime, RuntimeConfig, TransformPlugin, Value, World,
 };
 
-// The guest's bindings at this crate's root, where the guest's `rule.rs` expects them.
-wit_bindgen::generate!({ path: "../wit", world: "transform-plugin" });
+// The paths the guest's `rule.rs` imports its types from (its `wit_bindgen` bindings), here
+// pointing at the host's bindings of the same WIT: same names, same shapes. Using the host's
+// types rather than `wit_bindgen::generate!` keeps wit-bindgen's proc macro out of the
+// host's dev-dependencies, which would change the features of wasmtime's own macro
+// dependencies and make `cargo test` compile wasmtime a second time after `cargo build`.
+mod exports {
+    pub mod witplug {
+        pub mod plugin {
+            pub mod transformer {
+                pub use ::witplug::worlds::transform::{Outcome, RecordError};
+            }
+        }
+    }
+}
+mod witplug {
+    pub mod plugin {
+        pub mod types {
+            pub use ::witplug::{Field, Record, Value};
+        }
+    }
+}
 
 /// The sample rule's own source, compiled natively: the throughput baseline. Included by
 /// path, as `fuzz/` does, because making the guest crate an `rlib` too would cost its
@@ -565,7 +584,7 @@ async fn bare_transform(
 
 /// `batch` (witplug's `Record`s, as `sample_records` makes them: text and integer values)
 /// converted to the `Record` of other bindings of the same WIT, given by their `types`
-/// module: bare wasmtime's, or the guest's for the native rule.
+/// module: bare wasmtime's, or the rule's (the host's own types, so a plain copy).
 macro_rules! records_as {
     ($types:path, $batch:expr) => {{
         use $types as t;

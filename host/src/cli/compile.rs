@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::output::outln;
 use anyhow::Context as _;
 use clap::Args;
 use witplug::{CompileCache, LoadedComponent, Runtime, RuntimeConfig};
@@ -50,12 +51,12 @@ pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
         } else {
             "compiled"
         };
-        println!(
+        outln!(
             "{}: {state} in {:.1?} -> {}",
             path.display(),
             started.elapsed(),
             cache.entry_path(runtime.engine(), &bytes).display()
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::outln;
 use clap::Args;
 use witplug::{AggregatorPlugin, LoadedComponent, Plugin, PluginOptions, Runtime, TransformPlugin};
 
@@ -20,14 +21,14 @@ pub struct InspectArgs {
 pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new()?;
     let component = LoadedComponent::from_file(&runtime, &args.component)?;
-    println!("component: {}", args.component.display());
-    println!("imports:");
+    outln!("component: {}", args.component.display())?;
+    outln!("imports:")?;
     for name in component.import_names() {
-        println!("  {name}");
+        outln!("  {name}")?;
     }
-    println!("exports:");
+    outln!("exports:")?;
     for name in component.export_names() {
-        println!("  {name}");
+        outln!("  {name}")?;
     }
     let options = PluginOptions::default;
     let info = if let Ok(plugin) = Plugin::new(&runtime, &component, options()).await {
@@ -45,11 +46,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     };
     match info {
         Some((world, info)) => {
-            println!("world: witplug:plugin/{world}@0.1.0");
-            println!("plugin: {} {}", info.name, info.version);
-            println!("  {}", info.description);
+            outln!("world: witplug:plugin/{world}@0.1.0")?;
+            outln!("plugin: {} {}", info.name, info.version)?;
+            outln!("  {}", info.description)?;
         }
-        None => println!("world: not a built-in witplug plugin world"),
+        None => outln!("world: not a built-in witplug plugin world")?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,11 +3,14 @@
 mod compile;
 mod engine_args;
 mod inspect;
+mod output;
 mod preinit;
 mod run;
 mod transform;
 
 use std::process::ExitCode;
+
+use std::io::IsTerminal as _;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -45,6 +48,8 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -53,7 +58,7 @@ pub fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("witplug: could not start the async runtime: {e}");
+            output::errln!("witplug: could not start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -68,8 +73,10 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader of our output has gone (`witplug inspect x | head -1`): stop quietly.
+        Err(error) if output::is_broken_pipe(&error) => ExitCode::from(output::BROKEN_PIPE_EXIT),
         Err(error) => {
-            eprintln!("witplug: {error:#}");
+            output::errln!("witplug: {error:#}");
             ExitCode::FAILURE
         }
     }

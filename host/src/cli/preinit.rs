@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::output::errln;
 use anyhow::Context as _;
 use clap::Args;
 use witplug::Runtime;
@@ -53,7 +54,7 @@ pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot pre-initialise {}", args.input.display()))?;
     std::fs::write(&args.output, &output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
-    eprintln!(
+    errln!(
         "{}: pre-initialised with `{}` in {:.1?} -> {} ({} bytes, was {})",
         args.input.display(),
         args.init_call,
