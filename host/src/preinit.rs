@@ -103,8 +103,21 @@ pub enum PreinitError {
     #[error("invalid init call `{call}`: {reason}")]
     InitCall { call: String, reason: String },
 
-    /// The bytes are not a component that wizer can snapshot (not wasm, a core module, a
-    /// component start function, imported memories or tables, …).
+    /// The bytes are not a WebAssembly component at all: not WebAssembly, or a core module.
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(&'static str),
+
+    /// The component is a `wasi:cli/command` (it exports `wasi:cli/run`). A command's work
+    /// is its run: a snapshot taken after it would start every later run after `main`
+    /// returned, so each of them would fail.
+    #[error(
+        "the component is a `wasi:cli/command` (it exports `{export}`): only plugins can be \
+         pre-initialised; a snapshot of a command would start after its `main` returned"
+    )]
+    Command { export: String },
+
+    /// The component is not one that wizer can snapshot (a component start function,
+    /// imported memories or tables, …).
     #[error("the component cannot be pre-initialised")]
     Unsupported(#[source] wasmtime::Error),
 
@@ -156,12 +169,30 @@ pub async fn preinitialize(
     let call = UntypedFuncCall::parse(&call_text)
         .map_err(|e| invalid(format!("not a WAVE function call: {e}")))?;
 
+    if !wasmparser::Parser::is_component(component) {
+        return Err(PreinitError::NotAComponent(
+            if wasmparser::Parser::is_core_wasm(component) {
+                "it is a core module"
+            } else {
+                "it does not start with the `\\0asm` magic bytes of a component"
+            },
+        ));
+    }
     let wizer = Wizer::new();
     let (context, instrumented) = wizer
         .instrument_component(component)
         .map_err(PreinitError::Unsupported)?;
     let engine = runtime.engine();
     let compiled = Component::new(engine, &instrumented).map_err(PreinitError::Prepare)?;
+    if let Some((export, _)) = compiled
+        .component_type()
+        .exports(engine)
+        .find(|(name, _)| name.starts_with("wasi:cli/run@"))
+    {
+        return Err(PreinitError::Command {
+            export: export.to_owned(),
+        });
+    }
     let (index, func_type) = resolve_export(engine, &compiled, call.name()).map_err(invalid)?;
     let param_types: Vec<_> = func_type.params().map(|(_, ty)| ty).collect();
     let params: Vec<Val> = call

@@ -1,6 +1,7 @@
 //! `witplug preinit`: snapshot a component after its start-up (see `witplug::preinit`).
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -52,7 +53,7 @@ pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
     let output = preinitialize(&runtime, &input, &args.init_call)
         .await
         .with_context(|| format!("cannot pre-initialise {}", args.input.display()))?;
-    std::fs::write(&args.output, &output)
+    write_atomically(&args.output, &output)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     errln!(
         "{}: pre-initialised with `{}` in {:.1?} -> {} ({} bytes, was {})",
@@ -64,4 +65,18 @@ pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
         input.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a failed
+/// write (a full disk) leaves `path` as it was, even when it is the input itself.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -12,5 +12,6 @@ mod engine;
 mod hostile;
 mod load;
 mod loading;
+mod pipes;
 mod preinit;
 mod transform;

@@ -335,14 +335,29 @@ async fn a_trap_in_the_init_call_is_reported() {
 
 #[tokio::test]
 async fn what_is_not_a_component_is_refused() {
-    for bytes in [
-        b"not wasm".to_vec(),
-        wat::parse_str("(module)").expect("wat"),
+    for (bytes, reason) in [
+        (b"not wasm".to_vec(), "magic bytes"),
+        (wat::parse_str("(module)").expect("wat"), "core module"),
     ] {
         let error = preinitialize(runtime(), &bytes, "describe()")
             .await
             .expect_err("refused");
-        assert!(matches!(error, PreinitError::Unsupported(_)), "{error:?}");
+        assert!(
+            matches!(error, PreinitError::NotAComponent(why) if why.contains(reason)),
+            "{error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_command_is_refused_whatever_the_init_call() {
+    // Running `run` and snapshotting would ship a command whose `main` already returned.
+    for call in ["run()", "wasi:cli/run.run@0.2.0()"] {
+        let error = preinit_error("rust-filetool", call).await;
+        assert!(
+            matches!(&error, PreinitError::Command { export } if export.starts_with("wasi:cli/run@")),
+            "{call}: {error:?}"
+        );
     }
 }
 
@@ -390,4 +405,54 @@ fn the_cli_writes_a_component_that_inspect_describes() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Examples:"), "{help}");
     assert!(help.contains("--init <CALL>"), "{help}");
+}
+
+#[test]
+fn the_cli_names_a_file_that_is_not_wasm_in_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "# just text\n").expect("write");
+    let output = dir.path().join("out.wasm");
+    let out = witplug(&[
+        "preinit",
+        text.to_str().expect("utf-8 path"),
+        output.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a WebAssembly component"), "{stderr}");
+    // Not wasmparser's dump of the first bytes as an array.
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!output.exists());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_cli_replaces_its_output_by_rename_so_in_place_is_safe() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("plugin.wasm");
+    std::fs::copy(guests_dir().join("rust-email-normalizer.wasm"), &path).expect("copy");
+    let inode_before = std::fs::metadata(&path).expect("metadata").ino();
+    let path_text = path.to_str().expect("utf-8 path");
+    let out = witplug(&["preinit", path_text, path_text]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A new file was renamed into place: a write that fails half-way (a full disk) would
+    // have left the old file whole rather than truncated.
+    assert_ne!(
+        std::fs::metadata(&path).expect("metadata").ino(),
+        inode_before
+    );
+    let out = witplug(&["inspect", path_text]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("plugin: email-normalizer 0.1.0"),
+        "{stdout}"
+    );
+    // Nothing else was left in the directory.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("read_dir").count(), 1);
 }
