@@ -6,6 +6,7 @@ mod bench;
 mod build;
 mod demo;
 mod go_guests;
+mod host_cli;
 mod preinit;
 mod rust_guests;
 mod test;

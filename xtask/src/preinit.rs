@@ -1,5 +1,5 @@
 //! Pre-initialised copies of Go guests: `target/guests/<guest>-preinit.wasm`, made by
-//! `witplug preinit` (the host CLI, run with `cargo run`), so that their instances start
+//! `witplug preinit` (the host CLI, built by `host_cli`), so that their instances start
 //! from a snapshot taken after the Go runtime's start-up instead of running it again.
 //!
 //! Only guests that do not depend on what the snapshot freezes are listed (see
@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::go_guests::{is_up_to_date, record_built};
+use crate::host_cli;
 use crate::util::{self, Paths, Step};
 
 /// Bump when this step changes in a way that changes its outputs.
@@ -53,15 +54,12 @@ fn preinit(paths: &Paths, guest: &str, init_call: &str, jobs: Option<u32>) -> an
         return Ok(());
     }
 
-    step.set("witplug preinit");
-    let mut cmd = util::cargo();
-    cmd.args(["run", "--quiet", "--package", "witplug"])
-        .arg(format!("--color={}", util::color_choice()))
-        .current_dir(&paths.root);
-    if let Some(jobs) = jobs {
-        cmd.arg(format!("--jobs={jobs}"));
-    }
-    cmd.args(["--", "preinit"])
+    // The CLI build shows cargo's own progress; the spinner would draw over it.
+    drop(step);
+    let witplug = host_cli::build(paths, jobs)?;
+    let step = Step::start(&name, "witplug preinit");
+    let mut cmd = host_cli::command(paths, &witplug);
+    cmd.arg("preinit")
         .arg(&input)
         .arg(&out)
         .args(["--init", init_call]);
