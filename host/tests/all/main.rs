@@ -5,6 +5,7 @@
 mod aggregator;
 mod cache;
 mod cli;
+mod cli_output;
 mod command;
 mod common;
 mod custom_world;
@@ -12,6 +13,5 @@ mod engine;
 mod hostile;
 mod load;
 mod loading;
-mod pipes;
 mod preinit;
 mod transform;

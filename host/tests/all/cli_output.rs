@@ -1,5 +1,6 @@
-//! A closed stdout or stderr (`witplug inspect x | head -1`) ends a subcommand quietly, as
-//! Unix tools do: never a panic (exit status 101) and never a message about it.
+//! How the CLI writes: a closed stdout or stderr (`witplug inspect x | head -1`) ends a
+//! subcommand quietly, as Unix tools do (never a panic, exit status 101), and logs carry
+//! colour codes only on a terminal.
 
 use std::process::{Command, Output, Stdio};
 
@@ -85,4 +86,30 @@ fn a_closed_stderr_loses_only_the_messages() {
     // A failing command cannot report its error, but still fails, without a panic.
     let out = with_closed("stderr", &["inspect".into(), "/no/such/file.wasm".into()]);
     assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+}
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    // A record the plugin panics on fails its batch, which is logged as a warning.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["transform", &path("rust-faulty")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"{\"key\":\"ok\"}\n{\"key\":\"panic\"}\n")
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("witplug ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WARN"), "no warning logged: {stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a pipe: {stderr:?}"
+    );
 }
