@@ -209,6 +209,29 @@ pub enum GrantError {
 
     #[error("invalid configuration entry `{spec}`: {reason} (expected KEY=VALUE)")]
     ConfigSpec { spec: String, reason: String },
+
+    #[error(
+        "guest path {guest} is granted twice (host {} and {}); each guest path takes one grant",
+        first.display(),
+        second.display()
+    )]
+    DuplicateGuestPath {
+        guest: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    #[error("environment variable `{name}` is granted twice; give each name once")]
+    DuplicateEnv { name: String },
+
+    #[error("configuration key `{key}` is given twice; give each key once")]
+    DuplicateConfig { key: String },
+
+    #[error(
+        "cannot pass environment variable `{name}`: its host value is not valid UTF-8 \
+         (give a value with `{name}=VALUE`)"
+    )]
+    EnvNotUnicode { name: String },
 }
 
 /// An error and its sources, one line: `outer: inner: innermost`.
