@@ -111,13 +111,15 @@ impl EngineArgs {
 
     /// The pool the CLI uses: a few instances, slots sized from `--max-memory`, bounds
     /// checks instead of 4 GiB reservations, so that the whole pool takes
-    /// `8 x 2 x (max(--max-memory, 64 MiB) + 64 KiB)` of address space (4 GiB at the
-    /// defaults) and witplug starts under `ulimit -v`.
+    /// `8 x 2 x (max(--max-memory, 64 MiB) + 64 KiB)` of address space, the size rounded up
+    /// to a power of two (4 GiB at the defaults), and witplug starts under `ulimit -v`.
     pub fn pooling(&self) -> Pooling {
         Pooling {
             max_instances: CLI_MAX_INSTANCES,
             memories_per_instance: 2,
-            max_memory_bytes: self.max_memory.max(MIN_POOL_SLOT),
+            // A power of two: the slot size is part of the compiled code (its bounds
+            // checks), so this keeps compile-cache entries shared across nearby limits.
+            max_memory_bytes: self.max_memory.max(MIN_POOL_SLOT).next_power_of_two(),
             elide_bounds_checks: false,
             ..Pooling::default()
         }
@@ -205,5 +207,8 @@ mod tests {
         );
         let largest = parse(&["--max-memory", "4096"]).expect("largest");
         assert!(largest.pooling().reserved_address_space() < 65 << 30);
+        // Nearby limits share one engine configuration, hence one compile-cache entry.
+        let nearby = parse(&["--max-memory", "200"]).expect("nearby");
+        assert_eq!(nearby.pooling().max_memory_bytes, 256 * MIB);
     }
 }
