@@ -17,6 +17,8 @@ const MAX_TRANSFER_MIB: u64 = 4096;
 /// Component instances the CLI's pool holds at once. The subcommands call one instance at
 /// a time (plus the probe instance at load); raise this with any concurrency.
 pub const CLI_MAX_INSTANCES: u32 = 8;
+/// Address space the process needs besides the pool (code, heaps, thread stacks).
+const ADDRESS_SPACE_HEADROOM: u64 = 4 << 30;
 /// The smallest pool slot: a plugin limited below its initial memory then fails with a
 /// memory-limit error naming both sizes, instead of not loading at all.
 const MIN_POOL_SLOT: usize = 64 * MIB;
@@ -109,19 +111,37 @@ impl EngineArgs {
         }
     }
 
-    /// The pool the CLI uses: a few instances, slots sized from `--max-memory`, bounds
-    /// checks instead of 4 GiB reservations, so that the whole pool takes
-    /// `8 x 2 x (max(--max-memory, 64 MiB) + 64 KiB)` of address space, the size rounded up
-    /// to a power of two (4 GiB at the defaults), and witplug starts under `ulimit -v`.
+    /// The pool the CLI uses: a few instances, slots sized from `--max-memory`. Bounds
+    /// checks are elided (4 GiB + 32 MiB per slot, 64.5 GiB in all) when the process's
+    /// address-space limit leaves room for that; under a tighter `ulimit -v` the slots
+    /// are `max(--max-memory, 64 MiB)` rounded up to a power of two, plus 64 KiB, with
+    /// explicit bounds checks: `8 x 2 x (256 MiB + 64 KiB)`, 4 GiB, at the defaults.
     pub fn pooling(&self) -> Pooling {
-        Pooling {
+        self.pooling_under(address_space_limit())
+    }
+
+    fn pooling_under(&self, address_space_limit: Option<u64>) -> Pooling {
+        let eliding = Pooling {
             max_instances: CLI_MAX_INSTANCES,
             memories_per_instance: 2,
             // A power of two: the slot size is part of the compiled code (its bounds
             // checks), so this keeps compile-cache entries shared across nearby limits.
             max_memory_bytes: self.max_memory.max(MIN_POOL_SLOT).next_power_of_two(),
-            elide_bounds_checks: false,
+            elide_bounds_checks: true,
             ..Pooling::default()
+        };
+        let fits = |limit: u64| {
+            eliding
+                .reserved_address_space()
+                .saturating_add(ADDRESS_SPACE_HEADROOM)
+                <= limit
+        };
+        match address_space_limit {
+            Some(limit) if !fits(limit) => Pooling {
+                elide_bounds_checks: false,
+                ..eliding
+            },
+            _ => eliding,
         }
     }
 
@@ -141,6 +161,11 @@ impl EngineArgs {
             ..RuntimeConfig::default()
         })
     }
+}
+
+/// The soft `RLIMIT_AS` (`ulimit -v`), `None` when unlimited.
+fn address_space_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::As).current
 }
 
 #[cfg(test)]
@@ -199,16 +224,28 @@ mod tests {
     }
 
     #[test]
-    fn the_cli_pool_fits_a_16_gb_address_space_limit() {
+    fn the_cli_pool_elides_bounds_checks_only_where_they_fit() {
         let args = parse(&[]).expect("defaults");
+        let unlimited = args.pooling_under(None);
+        assert!(unlimited.elide_bounds_checks);
         assert_eq!(
-            args.pooling().reserved_address_space(),
+            unlimited.reserved_address_space(),
+            16 * ((4 << 30) + (32 << 20)) + (32 << 20)
+        );
+        // `ulimit -v 16000000` is in KiB.
+        let limited = args.pooling_under(Some(16_000_000 << 10));
+        assert!(!limited.elide_bounds_checks);
+        assert_eq!(
+            limited.reserved_address_space(),
             16 * (256 * MIB as u64 + 65536) + 65536
         );
         let largest = parse(&["--max-memory", "4096"]).expect("largest");
-        assert!(largest.pooling().reserved_address_space() < 65 << 30);
+        assert!(largest.pooling_under(Some(1 << 40)).elide_bounds_checks);
         // Nearby limits share one engine configuration, hence one compile-cache entry.
         let nearby = parse(&["--max-memory", "200"]).expect("nearby");
-        assert_eq!(nearby.pooling().max_memory_bytes, 256 * MIB);
+        assert_eq!(
+            nearby.pooling_under(Some(1 << 30)).max_memory_bytes,
+            256 * MIB
+        );
     }
 }
