@@ -106,9 +106,13 @@ pub enum Error {
         fuel: u64,
     },
 
-    /// The guest tried to pass more than `Limits::max_transfer_bytes` across the boundary
-    /// in one call (a huge result, or huge arguments to a host function).
-    #[error("plugin `{plugin}` tried to pass more than {limit} bytes to the host in `{export}`")]
+    /// What the guest passed across the boundary in one call (a huge result, or huge
+    /// arguments to a host function) would take more than `Limits::max_transfer_bytes` of
+    /// host memory once lifted.
+    #[error(
+        "plugin `{plugin}` tried to pass the host more than {limit} bytes (of host memory, \
+         once lifted) in `{export}`"
+    )]
     TransferLimit {
         plugin: String,
         export: String,
