@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     // A mutated guest may loop in its start function or in a call: a deadline well under
     // libFuzzer's `-timeout` keeps such inputs ordinary `Error::Timeout`s.
     let options = PluginOptions::default().limits(Limits {
-        call_timeout: Duration::from_millis(500),
+        call_timeout: Some(Duration::from_millis(500)),
         ..Limits::default()
     });
     executor().block_on(async {

@@ -33,13 +33,18 @@ pub struct RuntimeConfig {
 }
 
 /// Sizing of the pooling allocator. Slots are reserved address space, not memory: only
-/// what instances touch becomes resident.
+/// what instances touch becomes resident. The address space reserved up front is
+/// [`Pooling::reserved_address_space`]; it must fit `ulimit -v`.
 #[derive(Clone, Debug)]
 pub struct Pooling {
     /// Component instances alive at once, across all plugins.
     pub max_instances: u32,
-    /// The largest linear memory any plugin may have; a plugin's `Limits` above this are
-    /// capped by it.
+    /// Linear memories reserved per component instance (a component usually has one; a
+    /// WASI preview 1 adapter or a multi-module component has more).
+    pub memories_per_instance: u32,
+    /// The largest linear memory any plugin may have, at most 4 GiB; a plugin's `Limits`
+    /// above this are capped by it, and a component whose initial memory is larger does
+    /// not load.
     pub max_memory_bytes: usize,
     /// Per memory and table slot, how many bytes of the pages an instance touched stay
     /// resident when it ends, reset to their initial contents in place (the next instance
@@ -48,14 +53,74 @@ pub struct Pooling {
     /// the next; costs up to this much memory per idle slot. On Linux 6.7 and later only
     /// the touched pages are reset (found with the `PAGEMAP_SCAN` ioctl); 0 turns it off.
     pub keep_resident_bytes: usize,
+    /// Reserve 4 GiB plus a 32 MiB guard per memory slot (wasmtime's default), so that
+    /// compiled code needs no bounds check on memory accesses. `false` reserves only
+    /// `max_memory_bytes` plus a 64 KiB guard per slot, at the price of an explicit bounds
+    /// check on every load and store: for small pools in processes under an address-space
+    /// limit, such as the CLI.
+    pub elide_bounds_checks: bool,
+}
+
+/// Address space per memory slot when bounds checks are elided: 4 GiB covers every 32-bit
+/// index, the guard every static offset wasmtime folds into an access.
+const ELIDING_RESERVATION: u64 = 4 << 30;
+const ELIDING_GUARD: u64 = 32 << 20;
+/// Guard after each slot when bounds are checked: one wasm page, wasmtime's minimum that
+/// keeps small static offsets cheap.
+const CHECKED_GUARD: u64 = 64 << 10;
+/// A wasm page: slots are whole pages.
+const WASM_PAGE: u64 = 64 << 10;
+
+impl Pooling {
+    /// Bytes of one memory slot: its reservation and the guard after it.
+    fn memory_slot(&self) -> (u64, u64) {
+        if self.elide_bounds_checks {
+            (ELIDING_RESERVATION, ELIDING_GUARD)
+        } else {
+            let bytes = u64::try_from(self.max_memory_bytes).unwrap_or(u64::MAX);
+            (bytes.div_ceil(WASM_PAGE).max(1) * WASM_PAGE, CHECKED_GUARD)
+        }
+    }
+
+    fn total_memories(&self) -> u32 {
+        self.max_instances
+            .saturating_mul(self.memories_per_instance)
+    }
+
+    /// Address space the memory pool reserves when the runtime starts: one slot
+    /// (reservation plus guard) per memory, plus one leading guard. Tables and fiber
+    /// stacks add a few MiB per instance on top.
+    pub fn reserved_address_space(&self) -> u64 {
+        let (reservation, guard) = self.memory_slot();
+        u64::from(self.total_memories())
+            .saturating_mul(reservation.saturating_add(guard))
+            .saturating_add(guard)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.max_instances == 0 || self.memories_per_instance == 0 {
+            return Err(Error::InvalidLimits(
+                "`Pooling::max_instances` and `memories_per_instance` must be at least 1",
+            ));
+        }
+        let max_memory = u64::try_from(self.max_memory_bytes).unwrap_or(u64::MAX);
+        if max_memory == 0 || max_memory > ELIDING_RESERVATION {
+            return Err(Error::InvalidLimits(
+                "`Pooling::max_memory_bytes` must be 1 byte to 4 GiB (32-bit linear memories)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Pooling {
     fn default() -> Self {
         Self {
             max_instances: 1000,
+            memories_per_instance: 4,
             max_memory_bytes: 256 << 20,
             keep_resident_bytes: 2 << 20,
+            elide_bounds_checks: true,
         }
     }
 }
@@ -100,7 +165,13 @@ impl Runtime {
             // wasm stack limit.
             .async_stack_size(config.max_wasm_stack + (1 << 20));
         if let Some(pooling) = &config.pooling {
+            pooling.validate()?;
+            // The reservation is engine-wide and shapes compiled code; set only with the
+            // pool, whose slots it sizes.
+            let (reservation, guard) = pooling.memory_slot();
             wasmtime_config
+                .memory_reservation(reservation)
+                .memory_guard_size(guard)
                 .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(pooling)));
         }
         let cache = config
@@ -137,7 +208,7 @@ fn pooling_config(pooling: &Pooling) -> PoolingAllocationConfig {
     config
         .total_component_instances(pooling.max_instances)
         .total_core_instances(pooling.max_instances.saturating_mul(8))
-        .total_memories(pooling.max_instances.saturating_mul(4))
+        .total_memories(pooling.total_memories())
         .total_tables(pooling.max_instances.saturating_mul(4))
         .total_stacks(pooling.max_instances)
         .max_memory_size(pooling.max_memory_bytes)

@@ -106,9 +106,13 @@ pub enum Error {
         fuel: u64,
     },
 
-    /// The guest tried to pass more than `Limits::max_transfer_bytes` across the boundary
-    /// in one call (a huge result, or huge arguments to a host function).
-    #[error("plugin `{plugin}` tried to pass more than {limit} bytes to the host in `{export}`")]
+    /// What the guest passed across the boundary in one call (a huge result, or huge
+    /// arguments to a host function) would take more than `Limits::max_transfer_bytes` of
+    /// host memory once lifted.
+    #[error(
+        "plugin `{plugin}` tried to pass the host more than {limit} bytes (of host memory, \
+         once lifted) in `{export}`"
+    )]
     TransferLimit {
         plugin: String,
         export: String,
@@ -209,6 +213,29 @@ pub enum GrantError {
 
     #[error("invalid configuration entry `{spec}`: {reason} (expected KEY=VALUE)")]
     ConfigSpec { spec: String, reason: String },
+
+    #[error(
+        "guest path {guest} is granted twice (host {} and {}); each guest path takes one grant",
+        first.display(),
+        second.display()
+    )]
+    DuplicateGuestPath {
+        guest: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+
+    #[error("environment variable `{name}` is granted twice; give each name once")]
+    DuplicateEnv { name: String },
+
+    #[error("configuration key `{key}` is given twice; give each key once")]
+    DuplicateConfig { key: String },
+
+    #[error(
+        "cannot pass environment variable `{name}`: its host value is not valid UTF-8 \
+         (give a value with `{name}=VALUE`)"
+    )]
+    EnvNotUnicode { name: String },
 }
 
 /// An error and its sources, one line: `outer: inner: innermost`.

@@ -23,18 +23,31 @@ pub struct Limits {
     pub max_instances: usize,
     pub max_tables: usize,
     pub max_memories: usize,
-    /// Wall-clock time one call (or one instantiation) may take. Enforced by epoch
-    /// interruption: a spinning guest is stopped within this plus two ticks of the
-    /// runtime's epoch ticker, and yields to the async executor at every tick meanwhile.
-    pub call_timeout: Duration,
+    /// Wall-clock time one call (or one instantiation) may take; `None`: no deadline.
+    /// Enforced by epoch interruption: a spinning guest is stopped within this plus two
+    /// ticks of the runtime's epoch ticker, and yields to the async executor at every tick
+    /// meanwhile (with or without a deadline).
+    pub call_timeout: Option<Duration>,
     /// Fuel (roughly, wasm instructions) one call may burn, for deterministic metering.
     /// Only honoured when the runtime was created with fuel metering on.
     pub fuel_per_call: Option<u64>,
-    /// Bytes the host will copy out of the guest in one call (results of an export, or
-    /// arguments of a host import). Bounds host memory a plugin can make the host
-    /// allocate, even when it returns many aliases of one buffer.
+    /// Host memory the values lifted out of the guest in one call (results of an export,
+    /// or arguments of a host import) may take. Bounds what a plugin can make the host
+    /// allocate, even when it returns many aliases of one buffer or millions of tiny
+    /// records: see [`HOST_BYTES_PER_TRANSFER_BYTE`].
     pub max_transfer_bytes: usize,
 }
+
+/// How many bytes of host memory one byte of wasmtime's "hostcall fuel" may stand for, at
+/// worst. Wasmtime charges a lifted list `len * size_of::<T>()` of the host type `T` and a
+/// string its length in bytes; what it does not see is the heap allocation behind each
+/// non-empty string or list, which costs glibc's malloc at least 32 bytes. The worst case
+/// is a list of 1-byte strings: 25 bytes charged (24 for the `String`, 1 for its text),
+/// 56 allocated (24 + a 32-byte chunk), 2.24x; UTF-16 strings transcode to at most 1.5x.
+/// Hence witplug gives wasmtime `max_transfer_bytes / 3` of fuel, so that lifted values
+/// stay below `max_transfer_bytes` of host memory; a single large string or byte list
+/// may then be a third of the cap.
+pub const HOST_BYTES_PER_TRANSFER_BYTE: usize = 3;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -44,10 +57,68 @@ impl Default for Limits {
             max_instances: 64,
             max_tables: 64,
             max_memories: 16,
-            call_timeout: Duration::from_secs(10),
+            call_timeout: Some(Duration::from_secs(10)),
             fuel_per_call: None,
             max_transfer_bytes: 64 << 20,
         }
+    }
+}
+
+impl Limits {
+    /// The hostcall fuel wasmtime gets per call (see [`HOST_BYTES_PER_TRANSFER_BYTE`]).
+    pub(crate) fn hostcall_fuel(&self) -> usize {
+        self.max_transfer_bytes / HOST_BYTES_PER_TRANSFER_BYTE
+    }
+
+    /// Refuses limits no plugin could run under (zero memory, a zero deadline, …).
+    pub(crate) fn validate(&self) -> Result<(), crate::Error> {
+        let invalid = crate::Error::InvalidLimits;
+        if self.max_memory_bytes == 0 {
+            return Err(invalid("`max_memory_bytes` must be at least 1"));
+        }
+        if self.call_timeout == Some(Duration::ZERO) {
+            return Err(invalid(
+                "`call_timeout` must be longer than zero (`None` for no deadline)",
+            ));
+        }
+        if self.fuel_per_call == Some(0) {
+            return Err(invalid("`fuel_per_call` must be at least 1"));
+        }
+        if self.max_transfer_bytes < HOST_BYTES_PER_TRANSFER_BYTE {
+            return Err(invalid("`max_transfer_bytes` must be at least 3"));
+        }
+        Ok(())
+    }
+
+    /// The effective limits, one line each, for `-v`.
+    pub fn limit_lines(&self) -> Vec<String> {
+        const MIB: usize = 1 << 20;
+        let bytes = |n: usize| {
+            if n.is_multiple_of(MIB) {
+                format!("{} MiB", n / MIB)
+            } else {
+                format!("{n} bytes")
+            }
+        };
+        vec![
+            format!("limit: memory {}", bytes(self.max_memory_bytes)),
+            match self.call_timeout {
+                Some(timeout) => format!("limit: {timeout:?} per call"),
+                None => "limit: no deadline".to_owned(),
+            },
+            match self.fuel_per_call {
+                Some(fuel) => format!("limit: fuel {fuel} per call"),
+                None => "limit: no fuel metering".to_owned(),
+            },
+            format!(
+                "limit: transfer {} per call",
+                bytes(self.max_transfer_bytes)
+            ),
+            format!(
+                "limit: {} table elements, {} instances, {} tables, {} memories",
+                self.max_table_elements, self.max_instances, self.max_tables, self.max_memories
+            ),
+        ]
     }
 }
 
@@ -113,15 +184,21 @@ impl StoreLimiter {
         let now = Instant::now();
         let Some(deadline) = limiter.deadline else {
             // The call's first tick: it started at most one tick ago. Counting the timeout
-            // from now never stops a guest early, and at most one tick late.
-            limiter.deadline = Some(now + limiter.limits.call_timeout);
+            // from now never stops a guest early, and at most one tick late. Without a
+            // timeout, or one beyond what `Instant` can represent, the deadline is never
+            // checked (`Instant` has no "never").
+            let deadline = limiter.limits.call_timeout.and_then(|t| now.checked_add(t));
+            if deadline.is_none() {
+                limiter.limits.call_timeout = None;
+            }
+            limiter.deadline = Some(deadline.unwrap_or(now));
             Self::mark_running(&limiter.running_since, limiter.epoch_base, now);
             return Ok(UpdateDeadline::Continue(1));
         };
-        if now >= deadline {
-            return Err(wasmtime::Error::new(LimitExceeded::Deadline {
-                timeout: limiter.limits.call_timeout,
-            }));
+        if let Some(timeout) = limiter.limits.call_timeout
+            && now >= deadline
+        {
+            return Err(wasmtime::Error::new(LimitExceeded::Deadline { timeout }));
         }
         // The epoch also advances while the guest is parked; a guest that has just been
         // resumed must get a full tick of work before it yields again, or it would crawl.
@@ -226,6 +303,63 @@ mod tests {
             limiter
                 .memory_growing(60, 100, None)
                 .expect("grows the first to 100")
+        );
+    }
+
+    #[test]
+    fn limits_no_plugin_could_run_under_are_refused() {
+        for limits in [
+            Limits {
+                max_memory_bytes: 0,
+                ..Limits::default()
+            },
+            Limits {
+                call_timeout: Some(Duration::ZERO),
+                ..Limits::default()
+            },
+            Limits {
+                fuel_per_call: Some(0),
+                ..Limits::default()
+            },
+            Limits {
+                max_transfer_bytes: 2,
+                ..Limits::default()
+            },
+        ] {
+            let error = limits.validate().expect_err("invalid").to_string();
+            assert!(error.contains("invalid limits"), "{error}");
+        }
+        Limits {
+            call_timeout: None,
+            ..Limits::default()
+        }
+        .validate()
+        .expect("no deadline is valid");
+    }
+
+    #[test]
+    fn hostcall_fuel_is_a_third_of_the_transfer_cap() {
+        let limits = Limits {
+            max_transfer_bytes: 3 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(limits.hostcall_fuel(), 1 << 20);
+    }
+
+    #[test]
+    fn limit_lines_say_when_there_is_no_deadline() {
+        let lines = Limits {
+            call_timeout: None,
+            ..Limits::default()
+        }
+        .limit_lines();
+        assert!(
+            lines.contains(&"limit: no deadline".to_owned()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"limit: memory 256 MiB".to_owned()),
+            "{lines:?}"
         );
     }
 

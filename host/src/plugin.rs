@@ -177,6 +177,7 @@ impl<W: World> Plugin<W> {
             exports: list_or_nothing(&component.export_names()),
             imports: list_or_nothing(&component.import_names()),
         };
+        options.limits.validate()?;
         if options.limits.fuel_per_call.is_some() && !runtime.config().fuel_metering {
             return Err(Error::InvalidLimits(
                 "`fuel_per_call` needs a runtime created with `fuel_metering` on",
@@ -291,7 +292,7 @@ impl<W: World> Plugin<W> {
         let mut store = Store::new(inner.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(StoreLimiter::on_epoch_tick);
-        store.set_hostcall_fuel(inner.limits.max_transfer_bytes);
+        store.set_hostcall_fuel(inner.limits.hostcall_fuel());
         let fuel = inner
             .runtime
             .config()

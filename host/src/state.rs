@@ -24,14 +24,19 @@ impl PluginConfig {
         Self::default()
     }
 
+    /// Sets `key`, replacing an earlier value.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.entries.insert(key.into(), value.into());
         self
     }
 
-    /// Adds an entry written as `KEY=VALUE` (as `--config` takes it).
+    /// Adds an entry written as `KEY=VALUE` (as `--config` takes it). A key given twice is
+    /// an error (as for `--env`), so that no repeat silently overrides another.
     pub fn set_spec(self, spec: &str) -> Result<Self, GrantError> {
         match spec.split_once('=') {
+            Some((key, _)) if self.entries.contains_key(key) => Err(GrantError::DuplicateConfig {
+                key: key.to_owned(),
+            }),
             Some((key, value)) if !key.is_empty() => Ok(self.set(key, value)),
             Some(_) => Err(GrantError::ConfigSpec {
                 spec: spec.to_owned(),
@@ -46,6 +51,16 @@ impl PluginConfig {
 
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(String::as_str)
+    }
+
+    /// The configuration, one `config: KEY=VALUE` line per entry, for `-v`.
+    pub fn grant_lines(&self) -> Vec<String> {
+        if self.entries.is_empty() {
+            return vec!["config: none".to_owned()];
+        }
+        self.entries()
+            .map(|(key, value)| format!("config: {key}={value:?}"))
+            .collect()
     }
 
     /// Entries sorted by key.
@@ -169,5 +184,38 @@ impl<D: Send> WasiView for PluginState<D> {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_key_given_twice_is_an_error_naming_it() {
+        let error = PluginConfig::new()
+            .set_spec("mode=a")
+            .expect("valid")
+            .set_spec("mode=b")
+            .expect_err("repeat")
+            .to_string();
+        assert!(
+            error.contains("`mode`") && error.contains("twice"),
+            "{error}"
+        );
+        assert_eq!(
+            PluginConfig::new().set("k", "1").set("k", "2").get("k"),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn grant_lines_list_every_entry() {
+        let config = PluginConfig::new().set("b", "2").set("a", "x y");
+        assert_eq!(
+            config.grant_lines(),
+            ["config: a=\"x y\"", "config: b=\"2\""]
+        );
+        assert_eq!(PluginConfig::new().grant_lines(), ["config: none"]);
     }
 }

@@ -21,7 +21,7 @@ const TRANSFER: usize = 4 << 20;
 fn limits() -> Limits {
     Limits {
         max_memory_bytes: MEMORY,
-        call_timeout: TIMEOUT,
+        call_timeout: Some(TIMEOUT),
         max_transfer_bytes: TRANSFER,
         ..Limits::default()
     }
@@ -108,7 +108,7 @@ async fn memory_bombs_hit_the_memory_limit() {
     ] {
         // A generous deadline: this test is about memory, however slow the machine.
         let limits = Limits {
-            call_timeout: Duration::from_secs(30),
+            call_timeout: Some(Duration::from_secs(30)),
             ..limits()
         };
         let plugin = hostile_with(language, Capabilities::none(), limits).await;
@@ -150,7 +150,28 @@ async fn a_huge_return_value_hits_the_transfer_limit() {
         "{error:?}"
     );
 
-    // Many small records add up the same way.
+    // Many small records add up the same way, counted in host memory rather than wire
+    // bytes: 32,000 records of one field are ~3.8 MB to wasmtime (under the 4 MiB cap)
+    // but ~5.6 MB once lifted (a `String` or `Vec` costs 24 bytes plus a malloc chunk).
+    let split = |count: i64| record("huge-list", &[("count", Value::Integer(count))]);
+    let error = attack(&plugin, split(32_000)).await;
+    assert!(
+        matches!(
+            error,
+            Error::TransferLimit {
+                limit: TRANSFER,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let outcomes = plugin
+        .process_batch(&[split(5_000)])
+        .await
+        .expect("~0.9 MB of host memory is allowed");
+    assert!(matches!(&outcomes[0], Outcome::Split(records) if records.len() == 5_000));
+
+    // The attack, 1,000,000 records.
     let error = attack(
         &plugin,
         record("huge-list", &[("count", Value::Integer(1_000_000))]),
@@ -199,7 +220,7 @@ async fn fuel_meters_guests_deterministically() {
     .expect("runtime");
     let limits = Limits {
         fuel_per_call: Some(5_000_000),
-        call_timeout: Duration::from_secs(30),
+        call_timeout: Some(Duration::from_secs(30)),
         ..limits()
     };
     let loaded =
@@ -410,7 +431,7 @@ async fn a_spinning_plugin_does_not_block_the_executor() {
         "rust",
         Capabilities::none(),
         Limits {
-            call_timeout: Duration::from_secs(3),
+            call_timeout: Some(Duration::from_secs(3)),
             ..limits()
         },
     )
@@ -483,4 +504,39 @@ async fn a_pooled_memory_slot_holds_nothing_of_the_instance_before() {
         };
         assert_eq!(found, expected, "{reuse:?}");
     }
+}
+
+/// `call_timeout: None` lifts the deadline: a spinning guest runs through many epoch
+/// ticks and is stopped only by its fuel (with metering on, so the test ends).
+#[tokio::test]
+async fn without_a_deadline_only_fuel_stops_a_spinning_guest() {
+    let metered = Runtime::with_config(RuntimeConfig {
+        fuel_metering: true,
+        ..RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let limits = Limits {
+        fuel_per_call: Some(300_000_000),
+        call_timeout: None,
+        ..limits()
+    };
+    let loaded =
+        witplug::LoadedComponent::from_file(&metered, crate::common::guest_path("rust-hostile"))
+            .expect("loads");
+    let plugin: Plugin<_> = Plugin::new(
+        &metered,
+        &loaded,
+        PluginOptions::default().name("undeadlined").limits(limits),
+    )
+    .await
+    .expect("links");
+    let plugin = TransformPlugin::from(plugin);
+    let started = Instant::now();
+    let error = attack(&plugin, record("spin", &[])).await;
+    assert!(
+        matches!(error, Error::FuelExhausted { .. }),
+        "{error:?} after {:?}",
+        started.elapsed()
+    );
+    assert_still_serves(&plugin).await;
 }

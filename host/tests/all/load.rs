@@ -35,7 +35,7 @@ async fn concurrent_calls_across_plugins_survive_a_hostile_neighbour() {
     let hostile = plugin(
         "rust-hostile",
         Limits {
-            call_timeout: Duration::from_millis(200),
+            call_timeout: Some(Duration::from_millis(200)),
             ..Limits::default()
         },
     )

@@ -10,6 +10,7 @@ mod command;
 mod common;
 mod custom_world;
 mod engine;
+mod grants;
 mod hostile;
 mod load;
 mod loading;
