@@ -62,7 +62,10 @@ impl LoadedComponent {
             reason: format!("{e:#}"),
         })?;
         if let Some(cache) = runtime.cache() {
-            cache.store(engine, bytes, &component);
+            // A failed write only costs a later recompile.
+            if let Err(error) = cache.store(engine, bytes, &component) {
+                tracing::warn!(%error, "compile cache entry not written");
+            }
         }
         Ok(Self {
             component,

@@ -25,7 +25,8 @@ pub struct RuntimeConfig {
     /// Meter fuel, so that `Limits::fuel_per_call` can apply. Costs some speed on every
     /// plugin, hence off by default.
     pub fuel_metering: bool,
-    /// Where compiled components are cached (see [`CompileCache`]); `None`: no cache.
+    /// Where compiled components are cached (see [`CompileCache`]); `None`: no cache. A
+    /// directory that fails the cache's checks is skipped with a warning.
     pub cache_dir: Option<PathBuf>,
     /// Preallocated instance slots with copy-on-write memory images, or `None` for
     /// on-demand allocation.
@@ -174,11 +175,18 @@ impl Runtime {
                 .memory_guard_size(guard)
                 .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(pooling)));
         }
+        // A cache that cannot be used safely costs compile time, never the load: warn once
+        // (here, per runtime) and compile in memory.
         let cache = config
             .cache_dir
             .as_ref()
-            .map(CompileCache::open)
-            .transpose()?;
+            .and_then(|dir| match CompileCache::open(dir) {
+                Ok(cache) => Some(cache),
+                Err(error) => {
+                    tracing::warn!(%error, "compile cache not used; compiling in memory");
+                    None
+                }
+            });
         let engine = Engine::new(&wasmtime_config).map_err(Error::Engine)?;
         spawn_epoch_ticker(engine.weak(), config.epoch_tick)?;
         Ok(Self {

@@ -37,7 +37,7 @@ pub mod preinit;
 pub mod state;
 pub mod worlds;
 
-pub use cache::CompileCache;
+pub use cache::{CacheError, CompileCache};
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::LoadedComponent;
 pub use engine::{Pooling, Runtime, RuntimeConfig};

@@ -4,19 +4,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::output::outln;
+use super::output::{errln, outln};
 use anyhow::Context as _;
 use clap::Args;
 use witplug::{CompileCache, LoadedComponent, Runtime, RuntimeConfig};
 
 /// Compile components ahead of time, so that later loads skip the compiler.
 ///
-/// Entries are keyed by the component's hash and the engine configuration, and checked
-/// before use; one cache directory can be shared by several processes.
+/// Entries are bound to the component's SHA-256 and the engine configuration, and
+/// authenticated with a per-user key (hmac.key in the directory), so an entry written by
+/// anyone else, or copied from another component, is refused. The directory must belong to
+/// the current user and not be writable by group or others; it is created owner-only.
+/// Exits non-zero if an entry could not be written.
 ///
 /// Examples:
 ///   witplug compile target/guests/*.wasm
-///   witplug compile plugin.wasm --cache-dir /var/cache/witplug
+///   witplug compile plugin.wasm --cache-dir ~/.cache/witplug-ci
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct CompileArgs {
@@ -33,15 +36,17 @@ pub struct CompileArgs {
 pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let cache_dir = args
         .cache_dir
+        .filter(|dir| !dir.as_os_str().is_empty())
         .or_else(CompileCache::default_dir)
         .context("no cache directory: set --cache-dir, WITPLUG_CACHE_DIR or HOME")?;
+    // Opened here first so that an unusable directory fails the command with its reason
+    // (`run` and `transform` only warn and compile in memory).
+    let cache = CompileCache::open(&cache_dir)?;
     let runtime = Runtime::with_config(RuntimeConfig {
         cache_dir: Some(cache_dir),
         ..RuntimeConfig::default()
     })?;
-    let cache = runtime
-        .cache()
-        .context("the runtime was created without its cache")?;
+    let mut all_written = true;
     for path in &args.components {
         let started = Instant::now();
         let component = LoadedComponent::from_file(&runtime, path)?;
@@ -51,12 +56,27 @@ pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
         } else {
             "compiled"
         };
-        outln!(
-            "{}: {state} in {:.1?} -> {}",
-            path.display(),
-            started.elapsed(),
-            cache.entry_path(runtime.engine(), &bytes).display()
-        )?;
+        // Report an entry only once it is there and authentic.
+        match cache.verify_entry(runtime.engine(), &bytes) {
+            Ok(entry) => outln!(
+                "{}: {state} in {:.1?} -> {}",
+                path.display(),
+                started.elapsed(),
+                entry.display()
+            )?,
+            Err(error) => {
+                all_written = false;
+                errln!(
+                    "error: {}: compiled, but not cached: {:#}",
+                    path.display(),
+                    anyhow::Error::from(error)
+                );
+            }
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if all_written {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

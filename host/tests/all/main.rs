@@ -4,6 +4,7 @@
 
 mod aggregator;
 mod cache;
+mod cache_attacks;
 mod cli;
 mod cli_output;
 mod command;
