@@ -14,3 +14,4 @@ mod load;
 mod loading;
 mod preinit;
 mod transform;
+mod transform_cli;
