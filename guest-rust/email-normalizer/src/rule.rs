@@ -121,6 +121,9 @@ pub fn apply(settings: &Settings, mut record: Record) -> Outcome {
         record.fields[position].value = Value::Text(std::mem::take(address));
         return Outcome::Keep(record);
     }
+    // The copies are made of the record without its addresses: cloning the full list for
+    // every copy would make a field of n addresses cost n² (20,000 took 20 s).
+    record.fields[position].value = Value::Null;
     Outcome::Split(
         remaining
             .into_iter()

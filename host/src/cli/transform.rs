@@ -1,16 +1,23 @@
 //! `witplug transform`: JSON Lines through a transform plugin, in batches.
 //!
-//! Every input line yields exactly one output line, in input order: a bad line becomes an
-//! `invalid-input` line, and a batch the plugin fails on is retried record by record so
-//! that only the records it really fails on become `plugin-failure` lines.
+//! Every input line yields exactly one output line, in input order: a bad line (not JSON,
+//! not UTF-8, blank, over-long) becomes an `invalid-input` line, and a batch the plugin
+//! fails on is retried record by record so that only the records it really fails on become
+//! `plugin-failure` lines. Each batch's lines are written and flushed as soon as they are
+//! ready; a partial batch goes out after [`IDLE_FLUSH`] without input. SIGINT and SIGTERM
+//! finish the batch in flight, write it and the summary, and exit 130 or 143.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
+use super::output::errln;
 use anyhow::Context as _;
 use clap::Args;
-use serde_json::Value as Json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 use witplug::jsonl;
 use witplug::worlds::transform::Outcome;
 use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, TransformPlugin};
@@ -19,7 +26,9 @@ use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, Transfor
 ///
 /// Input lines look like {"key": "k1", "fields": {"email": " Ada@Example.COM "}}.
 /// Output lines carry "line", "key" and "outcome" (keep, drop, split, error, invalid-input
-/// or plugin-failure).
+/// or plugin-failure). Each batch is written as soon as it is done, a partial batch after
+/// 100 ms without input; SIGINT/SIGTERM finish the batch in flight, write it and the
+/// summary, and exit 130/143.
 ///
 /// Examples:
 ///   witplug transform email-normalizer.wasm --input samples/records.jsonl
@@ -39,13 +48,25 @@ pub struct TransformArgs {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch: u32,
 
-    /// Read records from this file instead of stdin.
+    /// Read records from this file instead of stdin (`-` is stdin).
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+
+    /// Longest input line, in bytes (line ending excluded); a longer line becomes an
+    /// `invalid-input` line, without being held in memory, and reading goes on after it.
+    #[arg(long, value_name = "BYTES", default_value_t = jsonl::DEFAULT_MAX_LINE_BYTES,
+          value_parser = parse_line_limit)]
+    max_line_bytes: usize,
 
     #[command(flatten)]
     engine: super::engine_args::EngineArgs,
 }
+
+/// How long input may be idle before a partial batch is processed and written anyway.
+const IDLE_FLUSH: Duration = Duration::from_millis(100);
+
+/// Input lines in flight between the reader thread and the batcher.
+const READ_AHEAD: usize = 1024;
 
 /// Counts of each kind of output line, for the closing summary.
 #[derive(Default)]
@@ -78,7 +99,7 @@ struct Batcher {
 
 impl Batcher {
     /// Processes what is pending and returns the output lines, in input order.
-    async fn flush(&mut self) -> Vec<Json> {
+    async fn flush(&mut self) -> Vec<String> {
         let records = std::mem::take(&mut self.records);
         let mut results = self.outcomes(&records).await.into_iter();
         let mut lines = Vec::with_capacity(self.pending.len());
@@ -87,7 +108,7 @@ impl Batcher {
             let json = match pending {
                 Pending::Invalid { line, error } => {
                     self.tally.invalid += 1;
-                    jsonl::invalid_input_to_json(line, &error)
+                    jsonl::invalid_input_line(line, &error)
                 }
                 Pending::Record { line } => {
                     // `outcomes` gives one result per record; the fallbacks only guard it.
@@ -103,11 +124,11 @@ impl Batcher {
                                 Outcome::Split(_) => self.tally.split += 1,
                                 Outcome::Error(_) => self.tally.error += 1,
                             }
-                            jsonl::outcome_to_json(line, key, &outcome)
+                            jsonl::outcome_line(line, key, &outcome)
                         }
                         Err(error) => {
                             self.tally.failed += 1;
-                            jsonl::plugin_failure_to_json(line, key, &error)
+                            jsonl::plugin_failure_line(line, key, &error)
                         }
                     }
                 }
@@ -124,6 +145,8 @@ impl Batcher {
         }
         match self.plugin.process_batch(records).await {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            // One record: its own retry would only fail again (a timeout would cost twice).
+            Err(error) if records.len() == 1 => vec![Err(error)],
             Err(error) => {
                 tracing::warn!(%error, records = records.len(), "batch failed; retrying record by record");
                 let mut results = Vec::with_capacity(records.len());
@@ -154,6 +177,25 @@ fn error_without_outcome(plugin: &TransformPlugin) -> witplug::Error {
     }
 }
 
+fn parse_line_limit(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_owned()),
+        Ok(limit) => Ok(limit),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One input line as the reader thread hands it over: its number and its record, or why
+/// it has none; an `Err` is a failed read, the last message.
+type ReadLine = std::io::Result<(usize, Result<Record, jsonl::RecordJsonError>)>;
+
+/// What the main loop waits for.
+enum Event {
+    Line(Option<ReadLine>),
+    Idle,
+    Signal(&'static str, u8),
+}
+
 pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     let mut config = PluginConfig::new();
     for spec in &args.config {
@@ -167,16 +209,19 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         .limits(args.engine.limits());
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
-    let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {
-        Some(path) => Box::new(
-            tokio::fs::File::open(path)
-                .await
+    let input: Box<dyn Read + Send> = match &args.input {
+        Some(path) if path != Path::new("-") => Box::new(
+            std::fs::File::open(path)
                 .with_context(|| format!("could not open input file {}", path.display()))?,
         ),
-        None => Box::new(tokio::io::stdin()),
+        _ => Box::new(std::io::stdin()),
     };
-    let mut lines = BufReader::new(input).lines();
-    let mut out = BufWriter::new(tokio::io::stdout());
+    let mut lines = spawn_reader(input, args.max_line_bytes)?;
+    // Installed before reading, so that a signal never kills the process mid-batch.
+    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+
+    let mut out = tokio::io::stdout();
     let batch_size = args.batch as usize;
     let mut batcher = Batcher {
         plugin,
@@ -184,52 +229,104 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         records: Vec::new(),
         tally: Tally::default(),
     };
-    let mut line_number = 0;
-    loop {
-        let line = lines
-            .next_line()
-            .await
-            .with_context(|| format!("reading input after line {line_number}"))?;
-        let Some(line) = line else { break };
-        line_number += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match jsonl::parse_record(&line) {
-            Ok(record) => {
-                batcher.records.push(record);
-                batcher.pending.push(Pending::Record { line: line_number });
+    let mut lines_read = 0;
+    let mut stopped_by = None;
+    let read_error = loop {
+        let waiting = !batcher.pending.is_empty();
+        let event = tokio::select! {
+            biased;
+            _ = interrupt.recv() => Event::Signal("SIGINT", 130),
+            _ = terminate.recv() => Event::Signal("SIGTERM", 143),
+            line = lines.recv() => Event::Line(line),
+            () = tokio::time::sleep(IDLE_FLUSH), if waiting => Event::Idle,
+        };
+        match event {
+            Event::Signal(name, code) => {
+                stopped_by = Some((name, code));
+                break None;
             }
-            Err(error) => batcher.pending.push(Pending::Invalid {
-                line: line_number,
-                error,
-            }),
+            Event::Idle => write_lines(&mut out, batcher.flush().await).await?,
+            Event::Line(None) => break None,
+            Event::Line(Some(Err(error))) => break Some(error),
+            Event::Line(Some(Ok((line, parsed)))) => {
+                lines_read = line;
+                match parsed {
+                    Ok(record) => {
+                        batcher.records.push(record);
+                        batcher.pending.push(Pending::Record { line });
+                    }
+                    Err(error) => batcher.pending.push(Pending::Invalid { line, error }),
+                }
+                if batcher.records.len() >= batch_size || batcher.pending.len() >= batch_size {
+                    write_lines(&mut out, batcher.flush().await).await?;
+                }
+            }
         }
-        if batcher.records.len() >= batch_size {
-            write_lines(&mut out, batcher.flush().await).await?;
-        }
-    }
+    };
+    // Whatever ended the input, the lines already read are processed and written.
     write_lines(&mut out, batcher.flush().await).await?;
-    out.flush().await.context("writing output")?;
 
     let t = &batcher.tally;
-    eprintln!(
-        "witplug: {line_number} lines: {} kept, {} split, {} dropped, {} errors, {} invalid input, {} plugin failures",
-        t.keep, t.split, t.drop, t.error, t.invalid, t.failed
+    errln!(
+        "witplug: {lines_read} lines: {} kept, {} split, {} dropped, {} errors, {} invalid input, {} plugin failures",
+        t.keep,
+        t.split,
+        t.drop,
+        t.error,
+        t.invalid,
+        t.failed
     );
-    Ok(ExitCode::SUCCESS)
+    if let Some(error) = read_error {
+        return Err(error).with_context(|| format!("reading input after line {lines_read}"));
+    }
+    Ok(match stopped_by {
+        Some((name, code)) => {
+            errln!("witplug: stopped by {name} after line {lines_read}");
+            ExitCode::from(code)
+        }
+        None => ExitCode::SUCCESS,
+    })
 }
 
-async fn write_lines(
-    out: &mut BufWriter<tokio::io::Stdout>,
-    lines: Vec<Json>,
-) -> anyhow::Result<()> {
-    for line in lines {
-        let mut text = line.to_string();
-        text.push('\n');
-        out.write_all(text.as_bytes())
-            .await
-            .context("writing output")?;
+/// Reads and parses lines on a thread of its own: a blocking read of stdin there never
+/// holds up the exit (a tokio stdin read would, until its next line).
+fn spawn_reader(
+    input: Box<dyn Read + Send>,
+    max_line_bytes: usize,
+) -> anyhow::Result<mpsc::Receiver<ReadLine>> {
+    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    let reader = jsonl::LineReader::new(
+        std::io::BufReader::with_capacity(64 * 1024, input),
+        max_line_bytes,
+    );
+    std::thread::Builder::new()
+        .name("witplug-input".to_owned())
+        .spawn(move || {
+            for line in reader {
+                let failed = line.is_err();
+                let message = line.map(|line| (line.number, jsonl::parse_input_line(&line)));
+                // A closed channel means the batcher has stopped (signal, closed stdout).
+                if sender.blocking_send(message).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .context("starting the input reader thread")?;
+    Ok(receiver)
+}
+
+/// Writes the lines of one batch and flushes them, so that a live stream shows them now.
+async fn write_lines(out: &mut tokio::io::Stdout, lines: Vec<String>) -> anyhow::Result<()> {
+    if lines.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let mut text = String::with_capacity(lines.iter().map(|line| line.len() + 1).sum());
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    out.write_all(text.as_bytes())
+        .await
+        .context("writing output")?;
+    out.flush().await.context("writing output")
 }

@@ -17,3 +17,4 @@ mod load;
 mod loading;
 mod preinit;
 mod transform;
+mod transform_cli;

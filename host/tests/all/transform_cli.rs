@@ -1,0 +1,327 @@
+//! `witplug transform` end to end: nothing lost, whatever the input, the signals or the
+//! pipes (the sample output itself is checked in `cli.rs`).
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::common::guest_path;
+
+fn normalizer() -> String {
+    guest_path("rust-email-normalizer")
+        .to_str()
+        .expect("utf-8 path")
+        .to_owned()
+}
+
+fn transform(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .arg("transform")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug starts");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let out = child.wait_with_output().expect("witplug runs");
+    writer.join().expect("writer").expect("stdin written");
+    out
+}
+
+fn output_lines(out: &Output) -> Vec<Json> {
+    String::from_utf8(out.stdout.clone())
+        .expect("output is UTF-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each output line is JSON"))
+        .collect()
+}
+
+fn assert_one_line_per_input_line(lines: &[Json], count: usize) {
+    assert_eq!(lines.len(), count);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["line"], i + 1, "out of order or missing: {line}");
+    }
+}
+
+fn record_line(i: usize) -> String {
+    format!("{{\"key\":\"k{i}\",\"fields\":{{\"email\":\"U{i}@Example.org\"}}}}\n")
+}
+
+#[test]
+fn a_non_utf8_line_costs_only_itself() {
+    let mut input = Vec::new();
+    for i in 1..=3000 {
+        if i == 2000 {
+            input.extend(b"{\"key\":\"\xff\xfe\"}\n");
+        } else {
+            input.extend(record_line(i).as_bytes());
+        }
+    }
+    let out = transform(&[&normalizer(), "--input", "-"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = output_lines(&out);
+    assert_one_line_per_input_line(&lines, 3000);
+    assert_eq!(lines[1999]["outcome"], "invalid-input");
+    assert_eq!(
+        lines[1999]["error"],
+        "line 2000: not UTF-8: invalid byte at column 9"
+    );
+    assert_eq!(
+        lines[2999]["record"]["fields"]["email"],
+        "u3000@example.org"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("3000 lines: 2999 kept, 0 split, 0 dropped, 0 errors, 1 invalid input"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn blank_lines_give_an_output_line_and_the_summary_adds_up() {
+    let input = format!(
+        "{}\n   \n\t\r\n{}",
+        record_line(1),
+        record_line(2).trim_end()
+    );
+    let out = transform(&[&normalizer()], input.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = output_lines(&out);
+    // The record, an empty line, two whitespace lines and a last line without newline.
+    assert_one_line_per_input_line(&lines, 5);
+    for blank in &lines[1..4] {
+        assert_eq!(blank["outcome"], "invalid-input", "{blank}");
+        assert!(
+            blank["error"]
+                .as_str()
+                .expect("error")
+                .contains("blank line")
+        );
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("5 lines: 2 kept, 0 split, 0 dropped, 0 errors, 3 invalid input"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_over_long_line_is_invalid_input_and_reading_resumes_after_it() {
+    let mut input = record_line(1).into_bytes();
+    input.extend(std::iter::repeat_n(b'x', 3 << 20));
+    input.push(b'\n');
+    input.extend(record_line(3).as_bytes());
+    let out = transform(&[&normalizer(), "--max-line-bytes", "4096"], &input);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = output_lines(&out);
+    assert_one_line_per_input_line(&lines, 3);
+    assert_eq!(
+        lines[1]["error"],
+        "line 2: line longer than 4096 bytes (see --max-line-bytes); skipped to its end"
+    );
+    assert_eq!(lines[2]["outcome"], "keep");
+}
+
+#[test]
+fn a_bom_at_the_start_is_accepted_and_messages_give_the_column() {
+    let input = format!("\u{feff}{}this is not JSON\n", record_line(1));
+    let out = transform(&[&normalizer()], input.as_bytes());
+    let lines = output_lines(&out);
+    assert_one_line_per_input_line(&lines, 2);
+    assert_eq!(lines[0]["outcome"], "keep");
+    assert_eq!(
+        lines[1]["error"],
+        "line 2: not valid JSON at column 2: expected ident"
+    );
+}
+
+#[test]
+fn values_pass_through_unchanged_and_duplicates_are_kept() {
+    let input = concat!(
+        r#"{"key":"f","fields":{"email":"a@b.co","f":-100519.43134222063,"z":-0.0,"n":-0,"g":1.5e300}}"#,
+        "\n",
+        r#"{"key":"d","fields":{"email":"A@b.co","email":" X@y.zz "}}"#,
+        "\n",
+        r#"{"key":"d","key":"e"}"#,
+        "\n",
+        r#"{"fields":{"u":18446744073709551615,"t":1e-400}}"#,
+        "\n",
+    );
+    let out = transform(&[&normalizer()], input.as_bytes());
+    let text = String::from_utf8(out.stdout.clone()).expect("utf-8");
+    let raw: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        raw[0],
+        r#"{"line":1,"key":"f","outcome":"keep","record":{"key":"f","fields":{"email":"a@b.co","f":-100519.43134222063,"z":-0.0,"n":0,"g":1.5e+300}}}"#
+    );
+    // The first `email` is the rule's; the second is trimmed (step 1) and kept.
+    assert_eq!(
+        raw[1],
+        r#"{"line":2,"key":"d","outcome":"keep","record":{"key":"d","fields":{"email":"a@b.co","email":"X@y.zz"}}}"#
+    );
+    let lines = output_lines(&out);
+    assert_eq!(lines[2]["error"], "line 3: member `key` appears twice");
+    let error = lines[3]["error"].as_str().expect("error");
+    assert!(
+        error.starts_with("line 4: field `u`: integer 18446744073709551615 does not fit in s64"),
+        "{error}"
+    );
+}
+
+#[test]
+fn input_dash_is_stdin() {
+    let out = transform(&[&normalizer(), "--input", "-"], record_line(1).as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_one_line_per_input_line(&output_lines(&out), 1);
+}
+
+#[test]
+fn a_failed_one_record_batch_is_not_retried() {
+    let hostile = guest_path("rust-hostile");
+    let out = transform(
+        &[
+            hostile.to_str().expect("utf-8"),
+            "--batch",
+            "1",
+            "--timeout-ms",
+            "200",
+        ],
+        b"{\"key\":\"spin\"}\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = output_lines(&out);
+    assert_eq!(lines[0]["outcome"], "plugin-failure", "{}", lines[0]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("retrying record by record"), "{stderr}");
+}
+
+#[test]
+fn the_summary_does_not_panic_when_stderr_is_closed() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["transform", &normalizer()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug starts");
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(record_line(1).as_bytes()).expect("write");
+    drop(stdin);
+    let out = child.wait_with_output().expect("runs");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_one_line_per_input_line(&output_lines(&out), 1);
+}
+
+/// Kills the child if a test hangs (e.g. output that never comes).
+fn watchdog(pid: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    });
+}
+
+fn read_output_line(stdout: &mut BufReader<ChildStdout>) -> Json {
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+fn live_child() -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["transform", &normalizer(), "--batch", "500"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug starts");
+    watchdog(child.id());
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdout)
+}
+
+fn stop_with(signal: &str, expected_code: i32) {
+    let (mut child, mut stdout) = live_child();
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Two lines of a batch of 500, the pipe kept open: they come out after the idle time.
+    stdin
+        .write_all(format!("{}{}", record_line(1), record_line(2)).as_bytes())
+        .expect("write");
+    stdin.flush().expect("flush");
+    assert_eq!(read_output_line(&mut stdout)["line"], 1);
+    assert_eq!(read_output_line(&mut stdout)["line"], 2);
+
+    // Many more, still arriving while the signal comes.
+    let writer = std::thread::spawn(move || {
+        for i in 3..=20_000 {
+            if stdin.write_all(record_line(i).as_bytes()).is_err() {
+                break; // witplug has stopped reading
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read the rest");
+    let out = child.wait_with_output().expect("exits");
+    writer.join().expect("writer");
+    assert_eq!(out.status.code(), Some(expected_code), "{:?}", out.status);
+
+    // Every line taken in was processed and written, in order, and the summary says so.
+    let lines: Vec<Json> = rest
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["line"], i + 3, "{line}");
+        assert_eq!(line["outcome"], "keep");
+    }
+    let written = lines.len() + 2;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("witplug: {written} lines: {written} kept")),
+        "{written} lines written; stderr: {stderr}"
+    );
+    assert!(stderr.contains("stopped by SIG"), "{stderr}");
+}
+
+#[test]
+fn sigterm_finishes_the_batch_in_flight_and_exits_143() {
+    stop_with("-TERM", 143);
+}
+
+#[test]
+fn sigint_finishes_the_batch_in_flight_and_exits_130() {
+    stop_with("-INT", 130);
+}
