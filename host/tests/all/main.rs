@@ -13,4 +13,7 @@ mod hostile;
 mod load;
 mod loading;
 mod preinit;
+mod preview1;
+mod run;
 mod transform;
+mod worlds;
