@@ -366,7 +366,7 @@ fn go_pkg_source(paths: &Paths) -> anyhow::Result<PathBuf> {
 }
 
 /// Turns a core module into a validated component, embedding the world first if any.
-fn encode_component(
+pub(crate) fn encode_component(
     module: &mut Vec<u8>,
     world: Option<(Resolve, WorldId)>,
     adapter: &[u8],

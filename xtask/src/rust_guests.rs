@@ -23,7 +23,33 @@ pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
         PREVIEW1_TARGET,
         "preview1 programs",
         jobs,
-    )
+    )?;
+    adapt_preview1_programs(paths)
+}
+
+/// Each preview1 program also wrapped in the preview1 command adapter, as
+/// `rust-<package>-adapted.wasm`: the same program as a `wasi:cli/command` component, to
+/// test that path (exit statuses, deadlines) against the direct one.
+fn adapt_preview1_programs(paths: &Paths) -> anyhow::Result<()> {
+    let workspace = paths.root.join("guest-wasip1");
+    let step = Step::start("preview1 programs", "wrapping in the command adapter");
+    let programs = components(&workspace)?;
+    for (_, name) in &programs {
+        let from = paths.guests.join(name);
+        let mut module = fs::read(&from)
+            .with_context(|| format!("{name}: cannot read {}", util::shown(paths, &from)))?;
+        let component = crate::go_guests::encode_component(
+            &mut module,
+            None,
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .with_context(|| format!("{name}: wrapping in the command adapter"))?;
+        let adapted = name.replace(".wasm", "-adapted.wasm");
+        util::write_if_changed(&paths.guests.join(&adapted), &component)
+            .with_context(|| format!("{adapted}: write"))?;
+    }
+    step.done(&format!("{} components", programs.len()));
+    Ok(())
 }
 
 fn build_workspace(

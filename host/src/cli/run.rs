@@ -28,13 +28,15 @@ const LOAD_FAILED_EXIT: u8 = 1;
 /// but what the flags grant: no files, no environment, no network.
 ///
 /// Defaults differ from `wasmtime run`'s: 256 MiB of linear memory and a 10 s deadline
-/// (`--max-memory`, `--timeout-ms`). The deadline is wall-clock time for the whole run,
-/// instantiation included, and counts time the program spends blocked (on stdin, sleeping).
+/// (`--max-memory`, `--timeout-ms`). The deadline is wall-clock time of the program's run,
+/// time it spends blocked (reading stdin, sleeping) included: a blocked program is stopped
+/// too.
 ///
 /// Exit status:
-///   N     the program's own status: `exit(N)` of a component (through the preview1
-///         adapter, as Go components are built, every failure arrives as 1); `proc_exit(N)`
-///         of a preview1 program (0..=125, what preview1 allows)
+///   N     the program's own status: a component's `exit-with-code(N)` (WASI 0.2.12), or 0/1
+///         for its `exit(ok/err)` (Rust's std and the preview1 adapter, through which Go
+///         components run, use this one: every failure arrives as 1); a preview1 program's
+///         `proc_exit(N)` (0..=125, what preview1 allows)
 ///   134   the program trapped, ran out of time, memory or fuel, or failed once started
 ///   1     witplug could not read, compile, link or grant it (nothing ran)
 ///   2     bad command line

@@ -197,7 +197,26 @@ impl Preview1Program {
             // Cannot fail: the engine meters fuel.
             let _ = store.set_fuel(options.limits.fuel_per_call.unwrap_or(u64::MAX));
         }
-        let capture_stderr = capabilities.stderr_policy() == Stdio::Capture;
+        // The epoch deadline stops a guest only while it runs wasm code; this one also
+        // stops it while it is blocked in a host call (reading stdin, sleeping), so the
+        // deadline is wall-clock time of the whole run. Dropping the call drops the guest.
+        let timeout = options.limits.call_timeout;
+        let code = match tokio::time::timeout(timeout, self.instantiate_and_start(&mut store)).await
+        {
+            Ok(code) => code?,
+            Err(_elapsed) => {
+                return Err(Error::Timeout {
+                    plugin: self.name.to_string(),
+                    export: START.to_owned(),
+                    timeout,
+                });
+            }
+        };
+        Ok(Preview1Exit { code, store })
+    }
+
+    async fn instantiate_and_start(&self, store: &mut Preview1Store) -> Result<i32, Error> {
+        let capture_stderr = self.options.capabilities.stderr_policy() == Stdio::Capture;
         let fail = |store: &Preview1Store, export: &str, error: wasmtime::Error| {
             let state = store.data();
             let stderr = capture_stderr.then(|| state.captured().stderr()).flatten();
@@ -209,27 +228,26 @@ impl Preview1Program {
                 state.limiter.limits(),
             )
         };
-        let instance = match self.pre.instantiate_async(&mut store).await {
+        let instance = match self.pre.instantiate_async(&mut *store).await {
             Ok(instance) => instance,
             Err(error) => {
-                return Err(match fail(&store, "(instantiation)", error) {
+                return Err(match fail(store, "(instantiation)", error) {
                     Error::Call { plugin, source, .. } => Error::Instantiate { plugin, source },
                     error => error,
                 });
             }
         };
         let start = instance
-            .get_typed_func::<(), ()>(&mut store, START)
-            .map_err(|error| fail(&store, START, error))?;
-        let code = match start.call_async(&mut store, ()).await {
-            Ok(()) => 0,
+            .get_typed_func::<(), ()>(&mut *store, START)
+            .map_err(|error| fail(store, START, error))?;
+        match start.call_async(&mut *store, ()).await {
+            Ok(()) => Ok(0),
             // `proc_exit(n)` unwinds the guest with this error: not a fault, just the status.
             Err(error) => match error.downcast_ref::<I32Exit>() {
-                Some(exit) => exit.0,
-                None => return Err(fail(&store, START, error)),
+                Some(exit) => Ok(exit.0),
+                None => Err(fail(store, START, error)),
             },
-        };
-        Ok(Preview1Exit { code, store })
+        }
     }
 }
 

@@ -118,6 +118,15 @@ fn a_command_component_through_the_adapter_reports_failure_as_1() {
     assert_eq!(out.status.code(), Some(1));
     let out = witplug(&["run", &guest("rust-filetool"), "--", "cat", "/nowhere"]);
     assert_eq!(out.status.code(), Some(1));
+    // The probe's `exit 42` is 42 directly (see above) and 1 through the adapter.
+    let out = witplug(&[
+        "run",
+        &guest("rust-wasip1-probe-adapted"),
+        "--",
+        "exit",
+        "42",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 #[test]
@@ -208,5 +217,66 @@ fn inspect_on_an_unknown_world_says_what_each_world_misses() {
             "not witplug:plugin/transform-plugin@0.1.0: no export `witplug:plugin/metadata`"
         ),
         "{text}"
+    );
+}
+
+#[test]
+fn a_component_exit_with_code_status_arrives_exactly() {
+    // `wasi:cli/exit.exit-with-code` (stable since WASI 0.2.12, linked by wasmtime-wasi 48):
+    // a component that calls it with 42 exits 42, not 1.
+    let component = wat::parse_str(
+        r#"(component
+            (import "wasi:cli/exit@0.2.12" (instance $exit
+                (export "exit-with-code" (func (param "status-code" u8)))))
+            (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
+            (core module $m
+                (import "host" "exit-with-code" (func $exit_with_code (param i32)))
+                (func (export "run") (result i32) i32.const 42 call $exit_with_code unreachable))
+            (core instance $host (export "exit-with-code" (func $exit_with_code)))
+            (core instance $i (instantiate $m (with "host" (instance $host))))
+            (func $run (result (result)) (canon lift (core func $i "run")))
+            (instance $run_instance (export "run" (func $run)))
+            (export "wasi:cli/run@0.2.12" (instance $run_instance)))"#,
+    )
+    .expect("wat");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("exit42.wasm");
+    std::fs::write(&path, component).expect("write");
+    let out = witplug(&["run", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+}
+
+#[test]
+fn the_deadline_stops_a_program_blocked_on_stdin() {
+    // The preview1 program directly, and the same program as a component (adapter).
+    for name in ["rust-wasip1-probe", "rust-wasip1-probe-adapted"] {
+        stopped_while_blocked_on_stdin(name);
+    }
+}
+
+fn stopped_while_blocked_on_stdin(name: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["run", &guest(name), "--timeout-ms", "500", "--", "stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Stdin stays open and empty: the program blocks in its read until the deadline.
+    let _stdin = child.stdin.take().expect("stdin");
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > give_up {
+            child.kill().expect("kill");
+            panic!("{name} blocked on stdin outlived its deadline");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(out.status.code(), Some(134), "{name}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ran out of time"),
+        "{name}: {}",
+        stderr(&out)
     );
 }
