@@ -377,6 +377,12 @@ impl Capabilities {
 
     /// Builds the WASI context for one new instance.
     pub(crate) fn build_wasi(&self) -> Result<(WasiCtx, CapturedOutput), GrantError> {
+        let (mut builder, captured) = self.wasi_builder()?;
+        Ok((builder.build(), captured))
+    }
+
+    /// The WASI builder for these grants, for a preview2 `build` or a preview1 `build_p1`.
+    pub(crate) fn wasi_builder(&self) -> Result<(WasiCtxBuilder, CapturedOutput), GrantError> {
         let mut builder = WasiCtxBuilder::new();
         // The defaults of `WasiCtxBuilder` already deny the network; say so explicitly so
         // that a change of defaults upstream cannot widen what a plugin gets.
@@ -424,7 +430,7 @@ impl Capabilities {
                 captured.stderr = Some(pipe);
             }
         }
-        Ok((builder.build(), captured))
+        Ok((builder, captured))
     }
 }
 

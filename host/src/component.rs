@@ -24,16 +24,7 @@ impl LoadedComponent {
     /// Reads and compiles a component file.
     pub fn from_file(runtime: &Runtime, path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                LoadError::NotFound { path: path.clone() }
-            } else {
-                LoadError::Read {
-                    path: path.clone(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = read_wasm_file(&path)?;
         Self::from_bytes(runtime, &bytes, path)
     }
 
@@ -96,6 +87,24 @@ impl LoadedComponent {
             .collect()
     }
 
+    /// The component's top-level export names as written, e.g. `wasi:cli/run@0.2.6`.
+    pub fn raw_export_names(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        let engine = self.component.engine();
+        ty.exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
+    /// The component's top-level import names as written.
+    pub fn raw_import_names(&self) -> Vec<String> {
+        let ty = self.component.component_type();
+        let engine = self.component.engine();
+        ty.imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect()
+    }
+
     /// Names of the component's top-level imports.
     pub fn import_names(&self) -> Vec<String> {
         let ty = self.component.component_type();
@@ -106,15 +115,37 @@ impl LoadedComponent {
     }
 }
 
+/// Reads a `.wasm` file, telling a missing file apart from an unreadable one.
+pub fn read_wasm_file(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LoadError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+/// Whether `bytes` are a core WebAssembly module (e.g. a preview1 program) rather than a
+/// component, from the header alone.
+pub fn is_core_module(bytes: &[u8]) -> bool {
+    matches!(Header::of(bytes), Header::CoreModule)
+}
+
 /// What the first eight bytes say: `\0asm`, then a version and a layer.
-enum Header {
+pub(crate) enum Header {
     Component,
     CoreModule,
     Other,
 }
 
 impl Header {
-    fn of(bytes: &[u8]) -> Self {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
         match bytes.get(..8) {
             Some([0, b'a', b's', b'm', _, _, 1, 0]) => Header::Component,
             Some([0, b'a', b's', b'm', _, _, 0, 0]) => Header::CoreModule,

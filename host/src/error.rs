@@ -176,8 +176,10 @@ pub enum LoadError {
     NotWasm { path: PathBuf },
 
     #[error(
-        "{} is a core WebAssembly module, not a component; build it for wasm32-wasip2 or \
-         wrap it with wit-component (`wasm-tools component new`)",
+        "{} is a core WebAssembly module, not a component (`witplug run` runs preview1 \
+         programs as they are); for a plugin, build it for wasm32-wasip2 or wrap it with \
+         the preview1 adapter: `wasm-tools component new app.wasm --adapt \
+         wasi_snapshot_preview1.reactor.wasm -o app.component.wasm`",
         path.display()
     )]
     CoreModule { path: PathBuf },

@@ -7,7 +7,7 @@
 //! - [`Plugin`]: a component linked against a [`World`]; [`Instance`]: one instantiation of
 //!   it, with its own store.
 //! - Built-in worlds with typed APIs: [`TransformPlugin`], [`AggregatorPlugin`],
-//!   [`CommandPlugin`]. Bring your own world by implementing [`World`] for its `bindgen!`
+//!   [`CommandPlugin`]; preview1 core-module programs: [`Preview1Program`]. Bring your own world by implementing [`World`] for its `bindgen!`
 //!   output.
 //! - [`preinitialize`]: snapshot a component after its start-up, so that its instances
 //!   skip it (for Go guests; see [`preinit`] for what the snapshot freezes).
@@ -48,5 +48,6 @@ pub use preinit::{PreinitError, preinitialize};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;
+pub use worlds::preview1::{Preview1Exit, Preview1Program};
 pub use worlds::transform::TransformPlugin;
-pub use worlds::{Field, PluginInfo, Record, Value};
+pub use worlds::{BuiltinWorld, Field, PluginInfo, Record, Value};

@@ -201,9 +201,16 @@ fn build_guest(
     let out = paths.guests.join(format!("{name}.wasm"));
     let stamp_path = paths.guests.join(format!("{name}.wasm.stamp"));
 
+    // A command's core module is also kept as it is, `go-<dir>-wasip1.wasm`: the preview1
+    // program `witplug run` runs without the adapter.
+    let preview1_out = matches!(guest.kind, Kind::Command)
+        .then(|| paths.guests.join(format!("{name}-wasip1.wasm")));
+
     let step = Step::start(&name, "hashing inputs");
     let inputs = hash_inputs(paths, compiler, guest, &src).context("hashing inputs")?;
-    if is_up_to_date(&out, &stamp_path, &inputs) {
+    if is_up_to_date(&out, &stamp_path, &inputs)
+        && preview1_out.as_ref().is_none_or(|path| path.exists())
+    {
         step.up_to_date();
         return Ok(());
     }
@@ -240,6 +247,9 @@ fn build_guest(
 
     step.set("encoding the component");
     let mut module = fs::read(&core).with_context(|| format!("cannot read {}", core.display()))?;
+    if let Some(path) = &preview1_out {
+        util::write_if_changed(path, &module)?;
+    }
     let component = encode_component(&mut module, resolved, guest.kind.adapter())
         .context("encoding the component")?;
     util::write_if_changed(&out, &component)?;
@@ -356,7 +366,7 @@ fn go_pkg_source(paths: &Paths) -> anyhow::Result<PathBuf> {
 }
 
 /// Turns a core module into a validated component, embedding the world first if any.
-fn encode_component(
+pub(crate) fn encode_component(
     module: &mut Vec<u8>,
     world: Option<(Resolve, WorldId)>,
     adapter: &[u8],

@@ -36,7 +36,8 @@ impl From<Plugin<Command>> for CommandPlugin {
 /// How a command run ended.
 #[derive(Debug)]
 pub struct CommandExit {
-    /// 0 for success. Through the preview1 adapter (Go guests) every failure arrives as 1.
+    /// 0 for success. Exact for a guest calling `wasi:cli/exit.exit-with-code`; through
+    /// `exit(err)` (Rust's std, the preview1 adapter of Go guests) every failure is 1.
     pub code: i32,
     /// The finished instance, to read captured output from.
     pub instance: Instance<Command>,
@@ -66,8 +67,20 @@ impl CommandPlugin {
     /// Runs the command's `wasi:cli/run` export in a fresh instance.
     pub async fn run(&self) -> Result<CommandExit, Error> {
         let mut instance = self.plugin.instantiate().await?;
+        let timeout = instance.state().limiter.limits().call_timeout;
         let (bindings, store) = instance.parts()?;
-        let result = bindings.wasi_cli_run().call_run(store).await;
+        // The epoch deadline stops a guest only while it runs wasm code; this one also
+        // stops it while it is blocked in a host call (reading stdin, sleeping), so the
+        // deadline is wall-clock time of the whole run. Dropping the call drops the guest.
+        let Ok(result) =
+            tokio::time::timeout(timeout, bindings.wasi_cli_run().call_run(store)).await
+        else {
+            return Err(Error::Timeout {
+                plugin: self.name().to_owned(),
+                export: RUN.to_owned(),
+                timeout,
+            });
+        };
         let code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,

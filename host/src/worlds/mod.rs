@@ -57,6 +57,7 @@ macro_rules! describe_via {
 
 pub mod aggregator;
 pub mod command;
+pub mod preview1;
 pub mod transform;
 
 pub use bindings::types::{Field, Record, Value};
@@ -68,4 +69,94 @@ pub struct PluginInfo {
     pub name: String,
     pub version: String,
     pub description: String,
+}
+
+/// The worlds witplug hosts out of the box, told apart by a component's exports and
+/// imports alone (nothing is instantiated), to say what a component is and which
+/// subcommand runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuiltinWorld {
+    Transform,
+    Aggregator,
+    Command,
+}
+
+impl BuiltinWorld {
+    pub const ALL: [BuiltinWorld; 3] = [
+        BuiltinWorld::Transform,
+        BuiltinWorld::Aggregator,
+        BuiltinWorld::Command,
+    ];
+
+    /// The world's full name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BuiltinWorld::Transform => "witplug:plugin/transform-plugin@0.1.0",
+            BuiltinWorld::Aggregator => "witplug:plugin/aggregator-plugin@0.1.0",
+            BuiltinWorld::Command => "wasi:cli/command@0.2",
+        }
+    }
+
+    /// What runs a component of this world.
+    pub fn runner(self) -> &'static str {
+        match self {
+            BuiltinWorld::Transform => "`witplug transform` (or `TransformPlugin` in Rust)",
+            BuiltinWorld::Aggregator => {
+                "`AggregatorPlugin` in Rust (the CLI has no aggregator subcommand)"
+            }
+            BuiltinWorld::Command => "`witplug run` (or `CommandPlugin` in Rust)",
+        }
+    }
+
+    /// Exports the world requires, without their `@version`.
+    fn required_exports(self) -> &'static [&'static str] {
+        match self {
+            BuiltinWorld::Transform => &["witplug:plugin/metadata", "witplug:plugin/transformer"],
+            BuiltinWorld::Aggregator => &["witplug:plugin/metadata", "witplug:plugin/aggregator"],
+            BuiltinWorld::Command => &["wasi:cli/run"],
+        }
+    }
+
+    /// Whether the world provides an import of this name (WASI is always linked).
+    fn provides_import(self, name: &str) -> bool {
+        let name = unversioned(name);
+        name.starts_with("wasi:")
+            || (self != BuiltinWorld::Command
+                && matches!(
+                    name,
+                    "witplug:plugin/types" | "witplug:plugin/logging" | "witplug:plugin/config"
+                ))
+    }
+
+    /// Why `component` does not implement this world, one reason per item; empty if it
+    /// does (as far as names go: signatures are checked when it is linked).
+    pub fn mismatches(self, component: &crate::LoadedComponent) -> Vec<String> {
+        let exports = component.raw_export_names();
+        let mut reasons: Vec<String> = self
+            .required_exports()
+            .iter()
+            .filter(|required| !exports.iter().any(|name| unversioned(name) == **required))
+            .map(|required| format!("no export `{required}`"))
+            .collect();
+        reasons.extend(
+            component
+                .raw_import_names()
+                .into_iter()
+                .filter(|name| !self.provides_import(name))
+                .map(|name| format!("import `{name}` is not provided")),
+        );
+        reasons
+    }
+
+    /// The built-in world `component` implements, if any.
+    pub fn of(component: &crate::LoadedComponent) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|world| world.mismatches(component).is_empty())
+    }
+}
+
+/// `wasi:cli/run@0.2.6` -> `wasi:cli/run`.
+fn unversioned(name: &str) -> &str {
+    name.split_once('@').map_or(name, |(base, _)| base)
 }

@@ -16,5 +16,8 @@ mod hostile;
 mod load;
 mod loading;
 mod preinit;
+mod preview1;
+mod run;
 mod transform;
 mod transform_cli;
+mod worlds;
