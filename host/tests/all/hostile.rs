@@ -153,6 +153,16 @@ async fn a_huge_return_value_hits_the_transfer_limit() {
     // Many small records add up the same way, counted in host memory rather than wire
     // bytes: 32,000 records of one field are ~3.8 MB to wasmtime (under the 4 MiB cap)
     // but ~5.6 MB once lifted (a `String` or `Vec` costs 24 bytes plus a malloc chunk).
+    // Building the records takes the guest a while on a loaded machine: no tight deadline.
+    let plugin = hostile_with(
+        "rust",
+        Capabilities::none(),
+        Limits {
+            call_timeout: Some(Duration::from_secs(30)),
+            ..limits()
+        },
+    )
+    .await;
     let split = |count: i64| record("huge-list", &[("count", Value::Integer(count))]);
     let error = attack(&plugin, split(32_000)).await;
     assert!(
