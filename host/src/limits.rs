@@ -271,6 +271,24 @@ impl ResourceLimiter for StoreLimiter {
     }
 }
 
+/// Runs `call` for at most `timeout` of wall-clock time (no limit for `None`); on expiry
+/// the call is dropped and the timeout returned.
+///
+/// The epoch deadline stops a guest only while it runs wasm code; this also stops it while
+/// it is blocked in a host call (reading stdin, sleeping). For whole-program runs
+/// (commands), whose deadline is the wall-clock time of the run.
+pub(crate) async fn within_wall_clock<F: std::future::Future>(
+    timeout: Option<Duration>,
+    call: F,
+) -> Result<F::Output, Duration> {
+    match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_elapsed| timeout),
+        None => Ok(call.await),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

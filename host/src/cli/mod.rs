@@ -81,3 +81,17 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Logs what a plugin is really granted and its limits, one line each, at `info` level:
+/// shown with `-v`. The answer to "what can this plugin touch?", after every default.
+fn log_grants(options: &witplug::PluginOptions) {
+    let lines = options
+        .capabilities
+        .grant_lines()
+        .into_iter()
+        .chain(options.config.grant_lines())
+        .chain(options.limits.limit_lines());
+    for line in lines {
+        tracing::info!("grant: {line}");
+    }
+}

@@ -131,6 +131,7 @@ async fn run_file(args: RunArgs) -> Result<i32, Failure> {
     let options = PluginOptions::default()
         .capabilities(capabilities)
         .limits(args.engine.limits());
+    super::log_grants(&options);
     let bytes = read_wasm_file(&args.component).map_err(Error::from)?;
     if is_core_module(&bytes) {
         let program = Preview1Program::from_bytes(&runtime, &bytes, &args.component, options)?;

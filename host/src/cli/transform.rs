@@ -207,6 +207,7 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         .capabilities(Capabilities::none().stderr(Stdio::Capture))
         .config(config)
         .limits(args.engine.limits());
+    super::log_grants(&options);
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
     let input: Box<dyn Read + Send> = match &args.input {

@@ -7,6 +7,7 @@ use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::limits::within_wall_clock;
 use crate::plugin::{Instance, Plugin, PluginOptions};
 use crate::state::PluginState;
 
@@ -69,17 +70,17 @@ impl CommandPlugin {
         let mut instance = self.plugin.instantiate().await?;
         let timeout = instance.state().limiter.limits().call_timeout;
         let (bindings, store) = instance.parts()?;
-        // The epoch deadline stops a guest only while it runs wasm code; this one also
-        // stops it while it is blocked in a host call (reading stdin, sleeping), so the
-        // deadline is wall-clock time of the whole run. Dropping the call drops the guest.
-        let Ok(result) =
-            tokio::time::timeout(timeout, bindings.wasi_cli_run().call_run(store)).await
-        else {
-            return Err(Error::Timeout {
-                plugin: self.name().to_owned(),
-                export: RUN.to_owned(),
-                timeout,
-            });
+        // The deadline is wall-clock time of the whole run, blocked host calls included.
+        let call = bindings.wasi_cli_run().call_run(store);
+        let result = match within_wall_clock(timeout, call).await {
+            Ok(result) => result,
+            Err(timeout) => {
+                return Err(Error::Timeout {
+                    plugin: self.name().to_owned(),
+                    export: RUN.to_owned(),
+                    timeout,
+                });
+            }
         };
         let code = match result {
             Ok(Ok(())) => 0,

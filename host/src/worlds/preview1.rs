@@ -17,7 +17,7 @@ use crate::capabilities::Stdio;
 use crate::component::{Header, list_or_nothing, read_wasm_file};
 use crate::engine::Runtime;
 use crate::error::{Error, LoadError};
-use crate::limits::StoreLimiter;
+use crate::limits::{StoreLimiter, within_wall_clock};
 use crate::plugin::PluginOptions;
 use crate::state::{PluginConfig, PluginState};
 
@@ -109,7 +109,10 @@ impl Preview1Program {
                     reason: format!("{e:#}"),
                 })?;
                 if let Some(cache) = runtime.cache() {
-                    cache.store_module(engine, bytes, &module);
+                    // A failed write only costs a later recompile.
+                    if let Err(error) = cache.store_module(engine, bytes, &module) {
+                        tracing::warn!(%error, "compile cache entry not written");
+                    }
                 }
                 module
             }
@@ -197,14 +200,11 @@ impl Preview1Program {
             // Cannot fail: the engine meters fuel.
             let _ = store.set_fuel(options.limits.fuel_per_call.unwrap_or(u64::MAX));
         }
-        // The epoch deadline stops a guest only while it runs wasm code; this one also
-        // stops it while it is blocked in a host call (reading stdin, sleeping), so the
-        // deadline is wall-clock time of the whole run. Dropping the call drops the guest.
+        // The deadline is wall-clock time of the whole run, blocked host calls included.
         let timeout = options.limits.call_timeout;
-        let code = match tokio::time::timeout(timeout, self.instantiate_and_start(&mut store)).await
-        {
+        let code = match within_wall_clock(timeout, self.instantiate_and_start(&mut store)).await {
             Ok(code) => code?,
-            Err(_elapsed) => {
+            Err(timeout) => {
                 return Err(Error::Timeout {
                     plugin: self.name.to_string(),
                     export: START.to_owned(),

@@ -92,3 +92,36 @@ fn repeated_env_names_and_non_utf8_host_values_are_errors() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
 }
+
+#[test]
+fn verbose_prints_the_effective_grants_and_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let grant = format!("{}::/data:RO", dir.path().display());
+    let mut args = vec![OsStr::new("-v")];
+    args.extend(os(&[
+        "--dir",
+        &grant,
+        "--env",
+        "MODE=fast",
+        "--",
+        "ls",
+        "/data",
+    ]));
+    let out = run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    let expected = [
+        format!("grant: dir: {} as /data (read-only)", dir.path().display()),
+        "grant: env: MODE".to_owned(),
+        "grant: network: denied".to_owned(),
+        "grant: config: none".to_owned(),
+    ];
+    for line in expected {
+        assert!(text.contains(&line), "missing `{line}` in: {text}");
+    }
+    // The value of a variable may be a secret: only its name is shown.
+    assert!(!text.contains("fast"), "{text}");
+    // Without -v, nothing of the kind.
+    let out = run(&os(&["--dir", &grant, "--", "ls", "/data"]));
+    assert!(!stderr(&out).contains("grant:"), "{}", stderr(&out));
+}

@@ -261,7 +261,7 @@ async fn a_panic_is_a_typed_trap_with_the_guest_stderr() {
 async fn the_deadline_stops_a_spinning_program() {
     let caps = Capabilities::none().args(["probe", "spin"]);
     let limits = Limits {
-        call_timeout: Duration::from_millis(300),
+        call_timeout: Some(Duration::from_millis(300)),
         ..Limits::default()
     };
     let error = program("rust-wasip1-probe", options(caps).limits(limits))
