@@ -8,11 +8,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::toolchain::WASM_TARGET;
+use crate::toolchain::{WASIP1_TARGET, WASM_TARGET};
 use crate::util::{self, Paths, Step};
-
-/// The target of the preview1 programs in `guest-wasip1/`.
-const PREVIEW1_TARGET: &str = "wasm32-wasip1";
 
 /// Builds every Rust guest; cargo is incremental, so this is quick when nothing changed.
 pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
@@ -20,7 +17,7 @@ pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
     build_workspace(
         paths,
         "guest-wasip1",
-        PREVIEW1_TARGET,
+        WASIP1_TARGET,
         "preview1 programs",
         jobs,
     )?;

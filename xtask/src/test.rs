@@ -55,7 +55,11 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
 
 /// `cargo fmt --check` over both workspaces, `clippy -D warnings` over the root one.
 fn lint(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
-    for manifest in ["Cargo.toml", "guest-rust/Cargo.toml", "guest-wasip1/Cargo.toml"] {
+    for manifest in [
+        "Cargo.toml",
+        "guest-rust/Cargo.toml",
+        "guest-wasip1/Cargo.toml",
+    ] {
         let mut cmd = util::cargo();
         cmd.args(["fmt", "--all", "--check", "--manifest-path"])
             .arg(paths.root.join(manifest))

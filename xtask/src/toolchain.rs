@@ -26,7 +26,10 @@ pub(crate) struct GoToolchain {
     pub(crate) tinygo_version: Option<String>,
 }
 
-/// Checks that the Rust guests' target is installed for the toolchain `dir` builds with.
+/// The Rust target of the preview1 programs in `guest-wasip1/`.
+pub(crate) const WASIP1_TARGET: &str = "wasm32-wasip1";
+
+/// Checks that the Rust guests' targets are installed for the toolchain `dir` builds with.
 pub(crate) fn check_rust(dir: &Path) -> anyhow::Result<()> {
     let output = util::run_captured(
         Command::new("rustc")
@@ -35,14 +38,14 @@ pub(crate) fn check_rust(dir: &Path) -> anyhow::Result<()> {
     )
     .context("cannot find the Rust sysroot")?;
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    if !Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(WASM_TARGET)
-        .is_dir()
-    {
-        bail!(
-            "the Rust target `{WASM_TARGET}` is not installed: run `rustup target add {WASM_TARGET}`"
-        );
+    for target in [WASM_TARGET, WASIP1_TARGET] {
+        if !Path::new(&sysroot)
+            .join("lib/rustlib")
+            .join(target)
+            .is_dir()
+        {
+            bail!("the Rust target `{target}` is not installed: run `rustup target add {target}`");
+        }
     }
     Ok(())
 }
