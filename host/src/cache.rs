@@ -282,6 +282,17 @@ impl CompileCache {
         Ok(path)
     }
 
+    /// As [`verify_entry`](Self::verify_entry), for a core module's entry.
+    pub fn verify_module_entry(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+    ) -> Result<PathBuf, CacheError> {
+        let path = self.module_entry_path(engine, bytes);
+        self.read_verified(ArtifactKind::Module, engine, bytes, &path)?;
+        Ok(path)
+    }
+
     /// Saves a compiled component; `Ok` is the entry's path.
     pub fn store(
         &self,

@@ -39,7 +39,7 @@ pub mod worlds;
 
 pub use cache::{CacheError, CompileCache};
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
-pub use component::LoadedComponent;
+pub use component::{LoadedComponent, is_core_module};
 pub use engine::{Pooling, Runtime, RuntimeConfig};
 pub use error::{Error, GrantError, LoadError};
 pub use limits::Limits;

@@ -7,9 +7,12 @@ use std::time::Instant;
 use super::output::{errln, outln};
 use anyhow::Context as _;
 use clap::Args;
-use witplug::{CompileCache, LoadedComponent, Runtime, RuntimeConfig};
+use witplug::{
+    CompileCache, LoadedComponent, PluginOptions, Preview1Program, Runtime, RuntimeConfig,
+};
 
-/// Compile components ahead of time, so that later loads skip the compiler.
+/// Compile components (and preview1 programs) ahead of time, so that later loads skip the
+/// compiler.
 ///
 /// Entries are bound to the component's SHA-256 and the engine configuration, and
 /// authenticated with a per-user key (hmac.key in the directory), so an entry written by
@@ -23,7 +26,7 @@ use witplug::{CompileCache, LoadedComponent, Runtime, RuntimeConfig};
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct CompileArgs {
-    /// Component files (.wasm).
+    /// Component or preview1 core module files (.wasm).
     #[arg(required = true)]
     components: Vec<PathBuf>,
 
@@ -49,15 +52,27 @@ pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let mut all_written = true;
     for path in &args.components {
         let started = Instant::now();
-        let component = LoadedComponent::from_file(&runtime, path)?;
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let state = if component.from_cache() {
+        // Preview1 programs (core modules) are cached too, for `witplug run`.
+        let core_module = witplug::is_core_module(&bytes);
+        let from_cache = if core_module {
+            Preview1Program::from_bytes(&runtime, &bytes, path, PluginOptions::default())?
+                .from_cache()
+        } else {
+            LoadedComponent::from_bytes(&runtime, &bytes, path)?.from_cache()
+        };
+        let state = if from_cache {
             "already cached"
         } else {
             "compiled"
         };
         // Report an entry only once it is there and authentic.
-        match cache.verify_entry(runtime.engine(), &bytes) {
+        let verified = if core_module {
+            cache.verify_module_entry(runtime.engine(), &bytes)
+        } else {
+            cache.verify_entry(runtime.engine(), &bytes)
+        };
+        match verified {
             Ok(entry) => outln!(
                 "{}: {state} in {:.1?} -> {}",
                 path.display(),

@@ -3,25 +3,9 @@
 //! Each test runs the `filetool` guest of both languages with a granted directory laid out
 //! as `root/secret.txt` (never granted) and `root/data/` (granted as `/data`).
 
-use std::path::PathBuf;
-
 use witplug::{Access, Capabilities, CommandPlugin, Plugin, PluginOptions, Stdio};
 
-use crate::common::{LANGUAGES, component, runtime};
-
-struct Sandbox {
-    _root: tempfile::TempDir,
-    data: PathBuf,
-}
-
-fn sandbox() -> Sandbox {
-    let root = tempfile::tempdir().expect("tempdir");
-    std::fs::write(root.path().join("secret.txt"), "outside the grant\n").expect("write");
-    let data = root.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    std::fs::write(data.join("hello.txt"), "hello from the host\nsecond line\n").expect("write");
-    Sandbox { _root: root, data }
-}
+use crate::common::{LANGUAGES, SANDBOX_HELLO, Sandbox, component, runtime, sandbox};
 
 struct Ran {
     code: i32,
@@ -66,10 +50,7 @@ async fn a_granted_directory_is_readable() {
         let sandbox = sandbox();
         let ran = run_filetool(language, read_only(&sandbox), &["cat", "/data/hello.txt"]).await;
         assert_eq!(ran.code, 0, "{language}: {}", ran.stderr);
-        assert_eq!(
-            ran.stdout, "hello from the host\nsecond line\n",
-            "{language}"
-        );
+        assert_eq!(ran.stdout, SANDBOX_HELLO, "{language}");
 
         let ran = run_filetool(language, read_only(&sandbox), &["count", "/data/hello.txt"]).await;
         assert_eq!(ran.stdout.trim(), "2 6 32 /data/hello.txt", "{language}");

@@ -90,3 +90,22 @@ pub fn normalizer_configs() -> [PluginConfig; 3] {
             .set("required-fields", "name,email"),
     ]
 }
+
+/// What a sandbox's granted file holds.
+pub const SANDBOX_HELLO: &str = "hello from the host\nsecond line\n";
+
+/// A directory tree for file-grant tests: `root/secret.txt` (never granted) and
+/// `root/data/hello.txt` (granted, as `/data`, by the tests that use it).
+pub struct Sandbox {
+    pub root: tempfile::TempDir,
+    pub data: PathBuf,
+}
+
+pub fn sandbox() -> Sandbox {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::write(root.path().join("secret.txt"), "outside the grant\n").expect("write");
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    std::fs::write(data.join("hello.txt"), SANDBOX_HELLO).expect("write");
+    Sandbox { root, data }
+}

@@ -221,29 +221,34 @@ async fn panics_are_traps_with_the_message() {
     }
 }
 
-#[tokio::test]
-async fn fuel_meters_guests_deterministically() {
+/// The Rust hostile guest on a runtime of its own with fuel metering on.
+async fn metered_hostile(name: &str, limits: Limits) -> TransformPlugin {
     let metered = Runtime::with_config(RuntimeConfig {
         fuel_metering: true,
         ..RuntimeConfig::default()
     })
     .expect("runtime");
-    let limits = Limits {
-        fuel_per_call: Some(5_000_000),
-        call_timeout: Some(Duration::from_secs(30)),
-        ..limits()
-    };
     let loaded =
         witplug::LoadedComponent::from_file(&metered, crate::common::guest_path("rust-hostile"))
             .expect("loads");
     let plugin: Plugin<_> = Plugin::new(
         &metered,
         &loaded,
-        PluginOptions::default().name("metered").limits(limits),
+        PluginOptions::default().name(name).limits(limits),
     )
     .await
     .expect("links");
-    let plugin = TransformPlugin::from(plugin);
+    TransformPlugin::from(plugin)
+}
+
+#[tokio::test]
+async fn fuel_meters_guests_deterministically() {
+    let limits = Limits {
+        fuel_per_call: Some(5_000_000),
+        call_timeout: Some(Duration::from_secs(30)),
+        ..limits()
+    };
+    let plugin = metered_hostile("metered", limits).await;
     let error = attack(&plugin, record("spin", &[])).await;
     assert!(
         matches!(
@@ -520,27 +525,12 @@ async fn a_pooled_memory_slot_holds_nothing_of_the_instance_before() {
 /// ticks and is stopped only by its fuel (with metering on, so the test ends).
 #[tokio::test]
 async fn without_a_deadline_only_fuel_stops_a_spinning_guest() {
-    let metered = Runtime::with_config(RuntimeConfig {
-        fuel_metering: true,
-        ..RuntimeConfig::default()
-    })
-    .expect("runtime");
     let limits = Limits {
         fuel_per_call: Some(300_000_000),
         call_timeout: None,
         ..limits()
     };
-    let loaded =
-        witplug::LoadedComponent::from_file(&metered, crate::common::guest_path("rust-hostile"))
-            .expect("loads");
-    let plugin: Plugin<_> = Plugin::new(
-        &metered,
-        &loaded,
-        PluginOptions::default().name("undeadlined").limits(limits),
-    )
-    .await
-    .expect("links");
-    let plugin = TransformPlugin::from(plugin);
+    let plugin = metered_hostile("undeadlined", limits).await;
     let started = Instant::now();
     let error = attack(&plugin, record("spin", &[])).await;
     assert!(

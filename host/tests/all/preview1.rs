@@ -3,7 +3,7 @@
 //! environment, exit statuses, files in and outside grants, stdio, clocks, randomness) and
 //! the Go `filetool` built with plain `GOOS=wasip1 go build` shows the same grants hold.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use witplug::{
@@ -11,7 +11,7 @@ use witplug::{
     RuntimeConfig, Stdio,
 };
 
-use crate::common::{guest_path, runtime};
+use crate::common::{SANDBOX_HELLO, guest_path, runtime, sandbox};
 
 struct Ran {
     code: i32,
@@ -42,21 +42,6 @@ async fn probe(caps: Capabilities, args: &[&str]) -> Ran {
     try_run("rust-wasip1-probe", caps, args)
         .await
         .expect("the probe runs to an exit status")
-}
-
-/// `root/secret.txt` (never granted) and `root/data/hello.txt` (granted as `/data`).
-struct Sandbox {
-    root: tempfile::TempDir,
-    data: PathBuf,
-}
-
-fn sandbox() -> Sandbox {
-    let root = tempfile::tempdir().expect("tempdir");
-    std::fs::write(root.path().join("secret.txt"), "outside the grant\n").expect("write");
-    let data = root.path().join("data");
-    std::fs::create_dir(&data).expect("mkdir");
-    std::fs::write(data.join("hello.txt"), "hello from the host\n").expect("write");
-    Sandbox { root, data }
 }
 
 fn granted(dir: &Path, access: Access) -> Capabilities {
@@ -122,10 +107,7 @@ async fn a_read_only_grant_reads_but_never_writes() {
     let sandbox = sandbox();
     let caps = || granted(&sandbox.data, Access::ReadOnly);
     let ran = probe(caps(), &["cat", "/data/hello.txt"]).await;
-    assert_eq!(
-        (ran.code, ran.stdout.as_str()),
-        (0, "hello from the host\n")
-    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, SANDBOX_HELLO));
     let ran = probe(caps(), &["ls", "/data"]).await;
     assert_eq!(ran.stdout, "hello.txt\n");
 
@@ -141,7 +123,7 @@ async fn a_read_only_grant_reads_but_never_writes() {
     assert_eq!(ran.code, 1);
     assert_eq!(
         std::fs::read_to_string(sandbox.data.join("hello.txt")).expect("read"),
-        "hello from the host\n"
+        SANDBOX_HELLO
     );
 }
 
@@ -298,10 +280,7 @@ async fn a_go_wasip1_program_runs_with_its_own_exit_status() {
     )
     .await
     .expect("go program runs");
-    assert_eq!(
-        (ran.code, ran.stdout.as_str()),
-        (0, "hello from the host\n")
-    );
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, SANDBOX_HELLO));
 
     // filetool exits 2 on bad usage: exactly 2 here, where the adapter makes it 1.
     let ran = try_run("go-filetool-wasip1", Capabilities::none(), &[])

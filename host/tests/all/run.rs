@@ -280,3 +280,35 @@ fn stopped_while_blocked_on_stdin(name: &str) {
         stderr(&out)
     );
 }
+
+#[test]
+fn compile_caches_a_preview1_program_ahead_of_time_for_run() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_str().expect("utf-8 path");
+    let probe = guest("rust-wasip1-probe");
+    let out = witplug(&["compile", "--cache-dir", cache_dir, &probe]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains(": compiled in"), "{stdout}");
+    assert_eq!(module_entries(cache.path()), 1, "one core-module entry");
+
+    let out = witplug(&["compile", "--cache-dir", cache_dir, &probe]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(": already cached in"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // `run` finds the same entry: its configuration (the CLI's) compiles alike.
+    let out = witplug(&["run", "--cache-dir", cache_dir, &probe, "--", "exit", "3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Had `run` missed the entry, it would have written a second one.
+    assert_eq!(module_entries(cache.path()), 1, "run reused the entry");
+}
+
+fn module_entries(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read_dir")
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "mwasm"))
+        .count()
+}
