@@ -41,7 +41,7 @@ pub use cache::{CacheError, CompileCache};
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::{LoadedComponent, is_core_module};
 pub use engine::{Pooling, Runtime, RuntimeConfig};
-pub use error::{Error, GrantError, LoadError};
+pub use error::{Error, GrantError, LoadError, error_chain};
 pub use limits::Limits;
 pub use plugin::{Instance, InstanceReuse, Plugin, PluginOptions, PluginStore, World};
 pub use preinit::{PreinitError, preinitialize};

@@ -7,9 +7,7 @@ use std::time::Instant;
 use super::output::{errln, outln};
 use anyhow::Context as _;
 use clap::Args;
-use witplug::{
-    CompileCache, LoadedComponent, PluginOptions, Preview1Program, Runtime, RuntimeConfig,
-};
+use witplug::{CompileCache, LoadedComponent, PluginOptions, Preview1Program};
 
 /// Compile components (and preview1 programs) ahead of time, so that later loads skip the
 /// compiler.
@@ -18,7 +16,8 @@ use witplug::{
 /// authenticated with a per-user key (hmac.key in the directory), so an entry written by
 /// anyone else, or copied from another component, is refused. The directory must belong to
 /// the current user and not be writable by group or others; it is created owner-only.
-/// Exits non-zero if an entry could not be written.
+/// Exits non-zero if an entry could not be written. Give it the limit flags the plugin will
+/// run with (`--fuel`, `--max-memory`): some change the native code.
 ///
 /// Examples:
 ///   witplug compile target/guests/*.wasm
@@ -30,25 +29,23 @@ pub struct CompileArgs {
     #[arg(required = true)]
     components: Vec<PathBuf>,
 
-    /// Cache directory [default: $WITPLUG_CACHE_DIR, $XDG_CACHE_HOME/witplug or
-    /// ~/.cache/witplug].
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    /// The same limit and cache flags as `run` and `transform`: some (`--fuel`, and
+    /// `--max-memory` under a tight `ulimit -v`) change the native code, and an entry
+    /// compiled with other flags would never be found.
+    #[command(flatten)]
+    engine: super::engine_args::EngineArgs,
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {
-    let cache_dir = args
-        .cache_dir
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .or_else(CompileCache::default_dir)
-        .context("no cache directory: set --cache-dir, WITPLUG_CACHE_DIR or HOME")?;
+    let cache_dir = args.engine.cache_dir().context(
+        "no cache directory: set --cache-dir, WITPLUG_CACHE_DIR or HOME (and not --no-cache)",
+    )?;
     // Opened here first so that an unusable directory fails the command with its reason
     // (`run` and `transform` only warn and compile in memory).
     let cache = CompileCache::open(&cache_dir)?;
-    let runtime = Runtime::with_config(RuntimeConfig {
-        cache_dir: Some(cache_dir),
-        ..RuntimeConfig::default()
-    })?;
+    // The engine `run` and `transform` build from the same flags, so their loads find the
+    // entries.
+    let runtime = args.engine.runtime()?;
     let mut all_written = true;
     for path in &args.components {
         let started = Instant::now();

@@ -145,13 +145,19 @@ impl EngineArgs {
         }
     }
 
-    /// The runtime these flags ask for (fuel metering only when `--fuel` is given).
-    pub fn runtime(&self) -> Result<Runtime, witplug::Error> {
-        let cache_dir = if self.no_cache {
+    /// The compile cache directory these flags ask for: `None` with `--no-cache`, or when
+    /// there is no default (no usable `HOME`).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
             None
         } else {
             self.cache_dir.clone().or_else(CompileCache::default_dir)
-        };
+        }
+    }
+
+    /// The runtime these flags ask for (fuel metering only when `--fuel` is given).
+    pub fn runtime(&self) -> Result<Runtime, witplug::Error> {
+        let cache_dir = self.cache_dir();
         // The pooling allocator with copy-on-write images: the fastest instantiation
         // (see BENCHMARKS.md); slots only reserve address space.
         Runtime::with_config(RuntimeConfig {

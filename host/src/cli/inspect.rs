@@ -37,18 +37,35 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     list("exports", &component.export_names())?;
     let options = PluginOptions::default;
     let world = BuiltinWorld::of(&component);
-    let info = match world {
-        Some(BuiltinWorld::Transform) => {
-            let plugin = Plugin::new(&runtime, &component, options()).await?;
-            Some(TransformPlugin::from(plugin).describe().await?)
-        }
+    // The names fit a world; whether the signatures do too shows only when linking.
+    let described = match world {
+        Some(BuiltinWorld::Transform) => match Plugin::new(&runtime, &component, options()).await {
+            Ok(plugin) => Some(TransformPlugin::from(plugin).describe().await),
+            Err(error) => Some(Err(error)),
+        },
         Some(BuiltinWorld::Aggregator) => {
-            let plugin = Plugin::new(&runtime, &component, options()).await?;
-            Some(AggregatorPlugin::from(plugin).describe().await?)
+            match Plugin::new(&runtime, &component, options()).await {
+                Ok(plugin) => Some(AggregatorPlugin::from(plugin).describe().await),
+                Err(error) => Some(Err(error)),
+            }
         }
         Some(BuiltinWorld::Command) | None => None,
     };
+    let (info, failure) = match described {
+        Some(Ok(info)) => (Some(info), None),
+        Some(Err(error)) => (None, Some(error)),
+        None => (None, None),
+    };
     match world {
+        Some(world) if failure.is_some() => {
+            outln!(
+                "world: looks like {}, but does not implement it",
+                world.name()
+            )?;
+            if let Some(error) = &failure {
+                outln!("  {}", witplug::error_chain(error))?;
+            }
+        }
         Some(world) => {
             outln!("world: {}", world.name())?;
             outln!("  runs with {}", world.runner())?;

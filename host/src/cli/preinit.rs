@@ -53,7 +53,7 @@ pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
     let output = preinitialize(&runtime, &input, &args.init_call)
         .await
         .with_context(|| format!("cannot pre-initialise {}", args.input.display()))?;
-    write_atomically(&args.output, &output)
+    write_atomically(&args.output, &output, &args.input)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     errln!(
         "{}: pre-initialised with `{}` in {:.1?} -> {} ({} bytes, was {})",
@@ -68,15 +68,27 @@ pub async fn run(args: PreinitArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a failed
-/// write (a full disk) leaves `path` as it was, even when it is the input itself.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// write (a full disk) leaves `path` as it was, even when it is the input itself. The new
+/// file gets the mode of the file it replaces, else of `like` (the input), not the
+/// temporary file's owner-only mode; a symlinked `path` is written through, to its target.
+fn write_atomically(path: &Path, bytes: &[u8], like: &Path) -> std::io::Result<()> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let path = if is_link {
+        std::fs::canonicalize(path)?
+    } else {
+        path.to_path_buf()
+    };
+    let permissions = std::fs::metadata(&path)
+        .or_else(|_| std::fs::metadata(like))?
+        .permissions();
     let dir = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
     let mut temp = tempfile::NamedTempFile::new_in(dir)?;
     temp.write_all(bytes)?;
+    temp.as_file().set_permissions(permissions)?;
     temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
+    temp.persist(&path).map_err(|e| e.error)?;
     Ok(())
 }

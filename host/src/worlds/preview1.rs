@@ -91,6 +91,7 @@ impl Preview1Program {
             }
             Header::Other => return Err(LoadError::NotWasm { path }.into()),
         }
+        options.limits.validate()?;
         if options.limits.fuel_per_call.is_some() && !runtime.config().fuel_metering {
             return Err(Error::InvalidLimits(
                 "`fuel_per_call` needs a runtime created with `fuel_metering` on",

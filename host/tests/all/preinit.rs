@@ -433,6 +433,8 @@ fn the_cli_replaces_its_output_by_rename_so_in_place_is_safe() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("plugin.wasm");
     std::fs::copy(guests_dir().join("rust-email-normalizer.wasm"), &path).expect("copy");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let inode_before = std::fs::metadata(&path).expect("metadata").ino();
     let path_text = path.to_str().expect("utf-8 path");
     let out = witplug(&["preinit", path_text, path_text]);
@@ -443,10 +445,10 @@ fn the_cli_replaces_its_output_by_rename_so_in_place_is_safe() {
     );
     // A new file was renamed into place: a write that fails half-way (a full disk) would
     // have left the old file whole rather than truncated.
-    assert_ne!(
-        std::fs::metadata(&path).expect("metadata").ino(),
-        inode_before
-    );
+    let after = std::fs::metadata(&path).expect("metadata");
+    assert_ne!(after.ino(), inode_before);
+    // Readable by whoever could read it before (not the temporary file's 0600).
+    assert_eq!(after.mode() & 0o777, 0o644);
     let out = witplug(&["inspect", path_text]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -312,3 +312,51 @@ fn module_entries(dir: &std::path::Path) -> usize {
         .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "mwasm"))
         .count()
 }
+
+#[test]
+fn compile_takes_the_flags_that_change_native_code() {
+    // Fuel metering compiles other code: an entry made without `--fuel` would never serve
+    // `run --fuel`, so `compile` takes the same flags and makes the entry `run` looks for.
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_str().expect("utf-8 path");
+    let probe = guest("rust-wasip1-probe");
+    let fuel = ["--fuel", "1000000000"];
+    let out = witplug(
+        &[
+            &["compile", "--cache-dir", cache_dir, &probe][..],
+            &fuel[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = witplug(
+        &[
+            &["run", "--cache-dir", cache_dir, &probe][..],
+            &fuel[..],
+            &["--", "exit", "4"][..],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(
+        module_entries(cache.path()),
+        1,
+        "run --fuel reused the entry"
+    );
+}
+
+#[test]
+fn inspect_on_a_look_alike_with_a_wrong_signature_says_so_and_why() {
+    // `rust-mistyped` has the transform world's names but a wrong signature.
+    let out = witplug(&["inspect", &guest("rust-mistyped")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "world: looks like witplug:plugin/transform-plugin@0.1.0, but does not implement it"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("does not implement world"), "{text}");
+    assert!(text.contains("exports:"), "{text}");
+}
