@@ -18,8 +18,9 @@ use serde_json::{Value as Json, json};
 use crate::worlds::transform::Outcome;
 use crate::worlds::{Field, Record, Value};
 
-/// The default of `witplug transform --max-line-bytes`.
-pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+/// The default of `witplug transform --max-line-bytes`: records on a queue are KBs, and a
+/// parsed line takes ~10-15x its size.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
 
 const BOM: &[u8] = "\u{feff}".as_bytes();
 

@@ -4,12 +4,22 @@
 //! not UTF-8, blank, over-long) becomes an `invalid-input` line, and a batch the plugin
 //! fails on is retried record by record so that only the records it really fails on become
 //! `plugin-failure` lines. Each batch's lines are written and flushed as soon as they are
-//! ready; a partial batch goes out after [`IDLE_FLUSH`] without input. SIGINT and SIGTERM
-//! finish the batch in flight, write it and the summary, and exit 130 or 143.
+//! ready; a partial batch goes out after [`IDLE_FLUSH`] without input.
+//!
+//! Memory is bounded in total, not only per line: the lines between the reader thread and
+//! the batcher hold at most [`READ_AHEAD_BYTES`] of raw input (and [`READ_AHEAD`] lines),
+//! and a batch is processed once its raw input reaches `--max-batch-bytes`.
+//!
+//! SIGINT and SIGTERM stop the reading: the reader hands over the complete lines it has
+//! already read (buffered) and closes the channel; they are all processed and written, then
+//! the summary, and the exit code is 130 or 143. Input not yet read stays unread.
 
 use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::output::errln;
@@ -17,7 +27,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use witplug::jsonl;
 use witplug::worlds::transform::Outcome;
 use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, TransformPlugin};
@@ -27,8 +37,10 @@ use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, Transfor
 /// Input lines look like {"key": "k1", "fields": {"email": " Ada@Example.COM "}}.
 /// Output lines carry "line", "key" and "outcome" (keep, drop, split, error, invalid-input
 /// or plugin-failure). Each batch is written as soon as it is done, a partial batch after
-/// 100 ms without input; SIGINT/SIGTERM finish the batch in flight, write it and the
-/// summary, and exit 130/143.
+/// 100 ms without input. A batch ends at --batch records or at --max-batch-bytes of input,
+/// whichever comes first; with the read-ahead (1 MiB) that bounds the host's memory.
+/// SIGINT/SIGTERM stop reading: every line already read is processed and written, then
+/// the summary, and the exit code is 130/143; input not yet read stays unread.
 ///
 /// Examples:
 ///   witplug transform email-normalizer.wasm --input samples/records.jsonl
@@ -55,8 +67,14 @@ pub struct TransformArgs {
     /// Longest input line, in bytes (line ending excluded); a longer line becomes an
     /// `invalid-input` line, without being held in memory, and reading goes on after it.
     #[arg(long, value_name = "BYTES", default_value_t = jsonl::DEFAULT_MAX_LINE_BYTES,
-          value_parser = parse_line_limit)]
+          value_parser = parse_byte_limit)]
     max_line_bytes: usize,
+
+    /// Raw input bytes per plugin call: a batch is processed as soon as its lines reach
+    /// this size (the line that reaches it included), even before --batch records.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_BATCH_BYTES,
+          value_parser = parse_byte_limit)]
+    max_batch_bytes: usize,
 
     #[command(flatten)]
     engine: super::engine_args::EngineArgs,
@@ -67,6 +85,16 @@ const IDLE_FLUSH: Duration = Duration::from_millis(100);
 
 /// Input lines in flight between the reader thread and the batcher.
 const READ_AHEAD: usize = 1024;
+
+/// Raw input bytes in flight between the reader thread and the batcher; a line longer than
+/// this still passes, alone. Parsed records take ~10-15x their raw size.
+const READ_AHEAD_BYTES: usize = 1024 * 1024;
+
+/// The default of `--max-batch-bytes`.
+const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// How often a reader waiting for input checks whether it has been told to stop.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// Counts of each kind of output line, for the closing summary.
 #[derive(Default)]
@@ -94,12 +122,15 @@ struct Batcher {
     plugin: TransformPlugin,
     pending: Vec<Pending>,
     records: Vec<Record>,
+    /// Raw input bytes of the pending lines.
+    pending_bytes: usize,
     tally: Tally,
 }
 
 impl Batcher {
     /// Processes what is pending and returns the output lines, in input order.
     async fn flush(&mut self) -> Vec<String> {
+        self.pending_bytes = 0;
         let records = std::mem::take(&mut self.records);
         let mut results = self.outcomes(&records).await.into_iter();
         let mut lines = Vec::with_capacity(self.pending.len());
@@ -177,7 +208,7 @@ fn error_without_outcome(plugin: &TransformPlugin) -> witplug::Error {
     }
 }
 
-fn parse_line_limit(text: &str) -> Result<usize, String> {
+fn parse_byte_limit(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1".to_owned()),
         Ok(limit) => Ok(limit),
@@ -187,7 +218,16 @@ fn parse_line_limit(text: &str) -> Result<usize, String> {
 
 /// One input line as the reader thread hands it over: its number and its record, or why
 /// it has none; an `Err` is a failed read, the last message.
-type ReadLine = std::io::Result<(usize, Result<Record, jsonl::RecordJsonError>)>;
+type ReadLine = std::io::Result<ParsedLine>;
+
+struct ParsedLine {
+    number: usize,
+    record: Result<Record, jsonl::RecordJsonError>,
+    /// Its length as read (ending excluded; 0 for a line not held, such as an over-long one).
+    raw_bytes: usize,
+    /// Its share of [`READ_AHEAD_BYTES`], given back when the batcher takes the line.
+    _read_ahead: OwnedSemaphorePermit,
+}
 
 /// What the main loop waits for.
 enum Event {
@@ -210,17 +250,19 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     super::log_grants(&options);
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
-    let input: Box<dyn Read + Send> = match &args.input {
-        Some(path) if path != Path::new("-") => Box::new(
-            std::fs::File::open(path)
-                .with_context(|| format!("could not open input file {}", path.display()))?,
-        ),
-        _ => Box::new(std::io::stdin()),
+    let input: OwnedFd = match &args.input {
+        Some(path) if path != Path::new("-") => std::fs::File::open(path)
+            .with_context(|| format!("could not open input file {}", path.display()))?
+            .into(),
+        // A duplicate of fd 0, read unbuffered: `Stdin`'s own buffer would hide lines from
+        // the readiness poll.
+        _ => rustix::io::dup(std::io::stdin().as_fd()).context("opening stdin")?,
     };
-    let mut lines = spawn_reader(input, args.max_line_bytes)?;
     // Installed before reading, so that a signal never kills the process mid-batch.
     let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let mut lines = spawn_reader(input, args.max_line_bytes, Arc::clone(&stop_reading))?;
 
     let mut out = tokio::io::stdout();
     let batch_size = args.batch as usize;
@@ -228,37 +270,45 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         plugin,
         pending: Vec::new(),
         records: Vec::new(),
+        pending_bytes: 0,
         tally: Tally::default(),
     };
     let mut lines_read = 0;
     let mut stopped_by = None;
     let read_error = loop {
         let waiting = !batcher.pending.is_empty();
+        let listening = stopped_by.is_none();
         let event = tokio::select! {
             biased;
-            _ = interrupt.recv() => Event::Signal("SIGINT", 130),
-            _ = terminate.recv() => Event::Signal("SIGTERM", 143),
+            _ = interrupt.recv(), if listening => Event::Signal("SIGINT", 130),
+            _ = terminate.recv(), if listening => Event::Signal("SIGTERM", 143),
             line = lines.recv() => Event::Line(line),
             () = tokio::time::sleep(IDLE_FLUSH), if waiting => Event::Idle,
         };
         match event {
+            // The reader hands over what it has read and closes the channel; the lines are
+            // processed like any others until then.
             Event::Signal(name, code) => {
                 stopped_by = Some((name, code));
-                break None;
+                stop_reading.store(true, Ordering::Relaxed);
             }
             Event::Idle => write_lines(&mut out, batcher.flush().await).await?,
             Event::Line(None) => break None,
             Event::Line(Some(Err(error))) => break Some(error),
-            Event::Line(Some(Ok((line, parsed)))) => {
+            Event::Line(Some(Ok(parsed))) => {
+                let line = parsed.number;
                 lines_read = line;
-                match parsed {
+                batcher.pending_bytes = batcher.pending_bytes.saturating_add(parsed.raw_bytes);
+                match parsed.record {
                     Ok(record) => {
                         batcher.records.push(record);
                         batcher.pending.push(Pending::Record { line });
                     }
                     Err(error) => batcher.pending.push(Pending::Invalid { line, error }),
                 }
-                if batcher.records.len() >= batch_size || batcher.pending.len() >= batch_size {
+                if batcher.pending.len() >= batch_size
+                    || batcher.pending_bytes >= args.max_batch_bytes
+                {
                     write_lines(&mut out, batcher.flush().await).await?;
                 }
             }
@@ -290,12 +340,17 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads and parses lines on a thread of its own: a blocking read of stdin there never
-/// holds up the exit (a tokio stdin read would, until its next line).
+/// holds up the exit (a tokio stdin read would, until its next line). Once `stop` is set
+/// it sends the complete lines it has buffered, drops a partial one and closes the channel.
 fn spawn_reader(
-    input: Box<dyn Read + Send>,
+    input: OwnedFd,
     max_line_bytes: usize,
+    stop: Arc<AtomicBool>,
 ) -> anyhow::Result<mpsc::Receiver<ReadLine>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    let read_ahead = Arc::new(Semaphore::new(READ_AHEAD_BYTES));
+    let runtime = tokio::runtime::Handle::current();
+    let input = StoppableInput { fd: input, stop };
     let reader = jsonl::LineReader::new(
         std::io::BufReader::with_capacity(64 * 1024, input),
         max_line_bytes,
@@ -304,16 +359,76 @@ fn spawn_reader(
         .name("witplug-input".to_owned())
         .spawn(move || {
             for line in reader {
-                let failed = line.is_err();
-                let message = line.map(|line| (line.number, jsonl::parse_input_line(&line)));
-                // A closed channel means the batcher has stopped (signal, closed stdout).
-                if sender.blocking_send(message).is_err() || failed {
+                let line = match line {
+                    Ok(line) => line,
+                    Err(error) if is_stopped(&error) => break,
+                    Err(error) => {
+                        let _ = sender.blocking_send(Err(error));
+                        break;
+                    }
+                };
+                let raw_bytes = line.text.as_ref().map_or(0, String::len);
+                // At least 1 so that even empty lines count; at most the whole budget so
+                // that a longer line still passes, alone. The semaphore is never closed.
+                let permits = raw_bytes.clamp(1, READ_AHEAD_BYTES) as u32;
+                let Ok(permit) =
+                    runtime.block_on(Arc::clone(&read_ahead).acquire_many_owned(permits))
+                else {
+                    break;
+                };
+                let message = Ok(ParsedLine {
+                    number: line.number,
+                    record: jsonl::parse_input_line(&line),
+                    raw_bytes,
+                    _read_ahead: permit,
+                });
+                // A closed channel means the batcher has stopped (closed stdout).
+                if sender.blocking_send(message).is_err() {
                     break;
                 }
             }
         })
         .context("starting the input reader thread")?;
     Ok(receiver)
+}
+
+/// What [`StoppableInput`] fails with once told to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("input reading stopped by a signal")]
+struct Stopped;
+
+fn is_stopped(error: &std::io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<Stopped>())
+}
+
+/// The input, read only while `stop` is unset: a read waits for data in steps of
+/// [`STOP_POLL`], so that a reader blocked on an idle pipe notices the stop.
+struct StoppableInput {
+    fd: OwnedFd,
+    stop: Arc<AtomicBool>,
+}
+
+impl Read for StoppableInput {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let timeout = Timespec {
+            tv_sec: 0,
+            tv_nsec: STOP_POLL.as_nanos() as _,
+        };
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other(Stopped));
+            }
+            let mut fds = [PollFd::new(&self.fd, PollFlags::IN)];
+            match poll(&mut fds, Some(&timeout)) {
+                // Readable, closed or failed: the read tells which.
+                Ok(ready) if ready > 0 => break,
+                Ok(_) | Err(rustix::io::Errno::INTR) => continue,
+                Err(errno) => return Err(errno.into()),
+            }
+        }
+        rustix::io::read(&self.fd, buf).map_err(Into::into)
+    }
 }
 
 /// Writes the lines of one batch and flushes them, so that a live stream shows them now.

@@ -325,3 +325,212 @@ fn sigterm_finishes_the_batch_in_flight_and_exits_143() {
 fn sigint_finishes_the_batch_in_flight_and_exits_130() {
     stop_with("-INT", 130);
 }
+
+/// The peak resident memory of a live process, in KiB (`VmHWM`, a high-water mark).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc status");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmHWM value")
+}
+
+#[test]
+fn memory_stays_bounded_when_every_line_is_a_field_bomb() {
+    // Just under the default 1 MiB line cap, each `"a":1` (6 bytes) a `Field` once parsed:
+    // ~12 MB per line in the host. Without a byte budget the lines piled up in the
+    // read-ahead and the batch (old code: ~310 MB peak for these 12 lines); with it a few
+    // are in flight at a time (~110 MB).
+    const LINES: usize = 12;
+    let fields = vec![r#""a":1"#; 170_000].join(",");
+    let line = format!("{{\"key\":\"bomb\",\"fields\":{{\"email\":\"A@B.co\",{fields}}}}}\n");
+    assert!(line.len() < 1024 * 1024);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["transform", &normalizer()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug starts");
+    watchdog(child.id());
+    let mut stdin = child.stdin.take().expect("stdin");
+    let (done_sender, done) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        for _ in 0..LINES {
+            stdin.write_all(line.as_bytes()).expect("write");
+        }
+        // stdin stays open until the peak is read, so that the process is still there.
+        let _ = done.recv();
+        drop(stdin);
+    });
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    for i in 1..=LINES {
+        let out = read_output_line(&mut stdout);
+        assert_eq!(out["line"], i);
+        assert_eq!(out["outcome"], "keep", "line {i}");
+        assert_eq!(out["record"]["fields"]["email"], "a@b.co");
+    }
+    let peak = peak_rss_kib(child.id());
+    done_sender.send(()).expect("writer waits");
+    writer.join().expect("writer");
+    let out = child.wait_with_output().expect("exits");
+    assert!(out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{LINES} lines: {LINES} kept")),
+        "{stderr}"
+    );
+    assert!(peak < 200 * 1024, "peak RSS {peak} KiB");
+}
+
+#[test]
+fn a_batch_ends_once_its_input_reaches_max_batch_bytes() {
+    // Six ~60-byte lines, read at once, with room for 1000 records but 100 bytes a batch:
+    // batches of two. Which batch failed shows in the retry warning's record count.
+    let faulty = guest_path("rust-faulty");
+    let mut input = String::new();
+    for i in 1..=6 {
+        let key = if i == 3 {
+            "panic".to_owned()
+        } else {
+            format!("k{i}")
+        };
+        input.push_str(&format!(
+            "{{\"key\":\"{key}\",\"fields\":{{\"pad\":\"{}\"}}}}\n",
+            "x".repeat(30)
+        ));
+    }
+    let out = transform(
+        &[
+            faulty.to_str().expect("utf-8"),
+            "--batch",
+            "1000",
+            "--max-batch-bytes",
+            "100",
+        ],
+        input.as_bytes(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = output_lines(&out);
+    assert_one_line_per_input_line(&lines, 6);
+    for (i, line) in lines.iter().enumerate() {
+        let expected = if i == 2 { "plugin-failure" } else { "keep" };
+        assert_eq!(line["outcome"], expected, "{line}");
+    }
+    assert!(
+        stderr.contains("retrying record by record") && stderr.contains("records=2"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("retrying record by record").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn max_batch_bytes_must_be_at_least_one() {
+    let out = transform(&[&normalizer(), "--max-batch-bytes", "0"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-batch-bytes") && stderr.contains("must be at least 1"),
+        "{stderr}"
+    );
+}
+
+fn spawn_live(extra: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+        .args(["transform", &normalizer()])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("witplug starts");
+    watchdog(child.id());
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    (child, stdout)
+}
+
+/// Every line the process has read when the signal comes gets its output line: the lines
+/// in the read-ahead channel, the one the reader is handing over and those in its buffer.
+fn no_line_read_is_lost_on(signal: &str, expected_code: i32) {
+    const LINES: usize = 3000;
+    // One record per plugin call, so that processing lags far behind reading.
+    let (mut child, mut stdout) = spawn_live(&["--batch", "1"]);
+    let stdin = child.stdin.take().expect("stdin");
+    let mut input = String::new();
+    for i in 1..=LINES {
+        input.push_str(&record_line(i));
+    }
+    let writer = std::thread::spawn(move || {
+        let mut stdin = stdin;
+        stdin
+            .write_all(input.as_bytes())
+            .expect("all lines written");
+        stdin
+    });
+    assert_eq!(read_output_line(&mut stdout)["line"], 1);
+    // Output is read all along, so that a full stdout pipe never stops the process.
+    let collector = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read the rest");
+        rest
+    });
+    let stdin = writer.join().expect("writer");
+    // Wait until the process has read everything out of the pipe (stdin stays open).
+    let started = std::time::Instant::now();
+    while rustix::io::ioctl_fionread(&stdin).expect("FIONREAD") > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "input not read"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let rest = collector.join().expect("collector");
+    let out = child.wait_with_output().expect("exits");
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(expected_code), "{:?}", out.status);
+    let lines: Vec<Json> = rest
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("json"))
+        .collect();
+    assert_eq!(lines.len() + 1, LINES, "lines lost after the signal");
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["line"], i + 2, "{line}");
+        assert_eq!(line["outcome"], "keep");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("witplug: {LINES} lines: {LINES} kept")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "stopped by SIG{} after line {LINES}",
+            &signal[1..]
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_loses_no_line_already_read() {
+    no_line_read_is_lost_on("-TERM", 143);
+}
+
+#[test]
+fn sigint_loses_no_line_already_read() {
+    no_line_read_is_lost_on("-INT", 130);
+}
