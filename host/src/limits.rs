@@ -26,7 +26,9 @@ pub struct Limits {
     /// Wall-clock time one call (or one instantiation) may take; `None`: no deadline.
     /// Enforced by epoch interruption: a spinning guest is stopped within this plus two
     /// ticks of the runtime's epoch ticker, and yields to the async executor at every tick
-    /// meanwhile (with or without a deadline).
+    /// meanwhile (with or without a deadline). A guest blocked in a host call (a sleep)
+    /// reaches no epoch check; a tokio timer stops it, so calls with a deadline need a
+    /// tokio runtime with its time driver enabled (`enable_time` or `enable_all`).
     pub call_timeout: Option<Duration>,
     /// Fuel (roughly, wasm instructions) one call may burn, for deterministic metering.
     /// Only honoured when the runtime was created with fuel metering on.
@@ -133,6 +135,13 @@ pub enum LimitExceeded {
     Deadline { timeout: Duration },
 }
 
+/// Which epoch tick of a call the guest has reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tick {
+    First,
+    Later,
+}
+
 /// The per-store half of [`Limits`]: the resource limiter and the current call's deadline.
 pub struct StoreLimiter {
     limits: Limits,
@@ -174,6 +183,26 @@ impl StoreLimiter {
         self.deadline = None;
     }
 
+    /// Stops the call if its time is up at `now`; the call's first tick starts its clock.
+    fn check_deadline(&mut self, now: Instant) -> Result<Tick, LimitExceeded> {
+        let Some(deadline) = self.deadline else {
+            // The call's first tick: it started at most one tick ago. Counting the timeout
+            // from now never stops a guest early, and at most one tick late. Without a
+            // timeout, or one beyond what `Instant` can represent, the deadline is never
+            // checked (`Instant` has no "never").
+            let deadline = self.limits.call_timeout.and_then(|t| now.checked_add(t));
+            if deadline.is_none() {
+                self.limits.call_timeout = None;
+            }
+            self.deadline = Some(deadline.unwrap_or(now));
+            return Ok(Tick::First);
+        };
+        match self.limits.call_timeout {
+            Some(timeout) if now >= deadline => Err(LimitExceeded::Deadline { timeout }),
+            _ => Ok(Tick::Later),
+        }
+    }
+
     /// Called by wasmtime when the guest reaches an epoch check past its epoch deadline:
     /// stop the guest once its time is up; otherwise yield to the executor if it has run
     /// for a whole tick, so that other tasks on the same thread keep flowing.
@@ -182,23 +211,9 @@ impl StoreLimiter {
     ) -> wasmtime::Result<UpdateDeadline> {
         let limiter = &mut store.data_mut().limiter;
         let now = Instant::now();
-        let Some(deadline) = limiter.deadline else {
-            // The call's first tick: it started at most one tick ago. Counting the timeout
-            // from now never stops a guest early, and at most one tick late. Without a
-            // timeout, or one beyond what `Instant` can represent, the deadline is never
-            // checked (`Instant` has no "never").
-            let deadline = limiter.limits.call_timeout.and_then(|t| now.checked_add(t));
-            if deadline.is_none() {
-                limiter.limits.call_timeout = None;
-            }
-            limiter.deadline = Some(deadline.unwrap_or(now));
+        if limiter.check_deadline(now).map_err(wasmtime::Error::new)? == Tick::First {
             Self::mark_running(&limiter.running_since, limiter.epoch_base, now);
             return Ok(UpdateDeadline::Continue(1));
-        };
-        if let Some(timeout) = limiter.limits.call_timeout
-            && now >= deadline
-        {
-            return Err(wasmtime::Error::new(LimitExceeded::Deadline { timeout }));
         }
         // The epoch also advances while the guest is parked; a guest that has just been
         // resumed must get a full tick of work before it yields again, or it would crawl.
@@ -275,8 +290,8 @@ impl ResourceLimiter for StoreLimiter {
 /// the call is dropped and the timeout returned.
 ///
 /// The epoch deadline stops a guest only while it runs wasm code; this also stops it while
-/// it is blocked in a host call (reading stdin, sleeping). For whole-program runs
-/// (commands), whose deadline is the wall-clock time of the run.
+/// it is blocked in a host call (reading stdin, sleeping). Needs a tokio runtime with its
+/// time driver enabled (`enable_time` or `enable_all`), as `tokio::time::timeout` does.
 pub(crate) async fn within_wall_clock<F: std::future::Future>(
     timeout: Option<Duration>,
     call: F,
@@ -287,6 +302,23 @@ pub(crate) async fn within_wall_clock<F: std::future::Future>(
             .map_err(|_elapsed| timeout),
         None => Ok(call.await),
     }
+}
+
+/// Awaits one guest call (or instantiation) for at most `timeout` of wall-clock time. On
+/// expiry the call is dropped and fails with [`LimitExceeded::Deadline`], the error an
+/// epoch deadline gives, so that [`Instance::finish`](crate::Instance::finish) reports
+/// [`Error::Timeout`](crate::Error::Timeout) and poisons the instance: a dropped wasmtime
+/// call leaves its store mid-call, never to be entered again.
+///
+/// The cost for a call that ends at its first poll is one clock read (the timer is only
+/// registered if the call has to wait).
+pub(crate) async fn within_call_timeout<T>(
+    timeout: Option<Duration>,
+    call: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> wasmtime::Result<T> {
+    within_wall_clock(timeout, call)
+        .await
+        .unwrap_or_else(|timeout| Err(wasmtime::Error::new(LimitExceeded::Deadline { timeout })))
 }
 
 #[cfg(test)]
@@ -379,6 +411,72 @@ mod tests {
             lines.contains(&"limit: memory 256 MiB".to_owned()),
             "{lines:?}"
         );
+    }
+
+    /// `call_timeout: None` never stops a call, however many ticks (and hours) it runs;
+    /// the same limiter with a timeout stops it once the timeout has passed.
+    #[test]
+    fn without_a_timeout_no_tick_stops_the_call() {
+        let start = Instant::now();
+        let mut limiter = StoreLimiter::new(
+            Limits {
+                call_timeout: None,
+                ..Limits::default()
+            },
+            Duration::from_millis(10),
+        );
+        limiter.start_call();
+        assert_eq!(limiter.check_deadline(start), Ok(Tick::First));
+        for hour in 1..=1000 {
+            let now = start + Duration::from_secs(3600 * hour);
+            assert_eq!(limiter.check_deadline(now), Ok(Tick::Later), "hour {hour}");
+        }
+
+        let timeout = Duration::from_millis(50);
+        let mut limiter = StoreLimiter::new(
+            Limits {
+                call_timeout: Some(timeout),
+                ..Limits::default()
+            },
+            Duration::from_millis(10),
+        );
+        limiter.start_call();
+        assert_eq!(limiter.check_deadline(start), Ok(Tick::First));
+        assert_eq!(
+            limiter.check_deadline(start + Duration::from_millis(49)),
+            Ok(Tick::Later)
+        );
+        assert_eq!(
+            limiter.check_deadline(start + timeout),
+            Err(LimitExceeded::Deadline { timeout })
+        );
+        // A new call starts a new clock.
+        limiter.start_call();
+        assert_eq!(
+            limiter.check_deadline(start + Duration::from_secs(3600)),
+            Ok(Tick::First)
+        );
+    }
+
+    /// A call still waiting at its timeout fails with the deadline error an epoch deadline
+    /// gives; one that ends in time keeps its own result.
+    #[tokio::test]
+    async fn a_waiting_call_fails_at_its_timeout() {
+        let timeout = Duration::from_millis(50);
+        let waiting = std::future::pending::<wasmtime::Result<()>>();
+        let watchdog = Duration::from_secs(20);
+        let error = tokio::time::timeout(watchdog, within_call_timeout(Some(timeout), waiting))
+            .await
+            .expect("stopped before the watchdog")
+            .expect_err("times out");
+        assert_eq!(
+            error.downcast_ref::<LimitExceeded>(),
+            Some(&LimitExceeded::Deadline { timeout })
+        );
+        let done = within_call_timeout(Some(timeout), async { Ok(7) }).await;
+        assert_eq!(done.expect("in time"), 7);
+        let done = within_call_timeout(None, async { Ok(8) }).await;
+        assert_eq!(done.expect("no deadline"), 8);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::capabilities::{Capabilities, Stdio};
 use crate::component::{LoadedComponent, list_or_nothing};
 use crate::engine::Runtime;
 use crate::error::{Error, LoadError};
-use crate::limits::{Limits, StoreLimiter};
+use crate::limits::{Limits, StoreLimiter, within_call_timeout};
 use crate::state::{LogSink, PluginConfig, PluginState};
 
 /// The store of one instance.
@@ -232,6 +232,11 @@ impl<W: World> Plugin<W> {
         &self.inner.name
     }
 
+    /// The limits every instance of this plugin runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
     /// Instances created so far (the load-time probe included), for monitoring.
     pub fn instantiations(&self) -> u64 {
         self.inner.instantiations.load(Ordering::Relaxed)
@@ -299,7 +304,9 @@ impl<W: World> Plugin<W> {
             .fuel_metering
             .then(|| inner.limits.fuel_per_call.unwrap_or(u64::MAX));
         start_call(&mut store, fuel);
-        let bindings = match W::instantiate(&inner.pre, &mut store).await {
+        // Start functions may block in host calls, where no epoch check is reached.
+        let instantiation = W::instantiate(&inner.pre, &mut store);
+        let bindings = match within_call_timeout(inner.limits.call_timeout, instantiation).await {
             Ok(bindings) => bindings,
             Err(error) => {
                 // Limits apply to instantiation too (initial memory, start functions).
@@ -354,6 +361,12 @@ pub struct Instance<W: World> {
 }
 
 impl<W: World> Instance<W> {
+    /// The wall-clock time one call may take (see [`Limits::call_timeout`]); read it before
+    /// [`Instance::parts`] borrows the store.
+    pub(crate) fn call_timeout(&self) -> Option<std::time::Duration> {
+        self.store.data().limiter.limits().call_timeout
+    }
+
     /// The bindings and the store, for one typed call; follow it with [`Instance::finish`].
     /// Refused once the instance has trapped.
     pub fn parts(&mut self) -> Result<(&W, &mut PluginStore<W::Data>), Error> {

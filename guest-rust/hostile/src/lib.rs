@@ -4,6 +4,8 @@
 //! first field of that name). Records are handled in order, so a batch runs every attack
 //! up to the first one that never returns.
 //!
+//! - Block: `sleep` sleeps `ms` (default 60,000) milliseconds in `wasi:io/poll`, where no
+//!   epoch check is reached, then keeps the record.
 //! - Never return: `spin` (pure compute), `log-storm` and `config-storm` (host calls in a
 //!   loop), `recurse` (stack), `alloc-bomb` (allocator), `grow-memory` (raw `memory.grow`;
 //!   returns an error outcome only if the host sets no memory limit at all).
@@ -34,6 +36,8 @@ use witplug::plugin::{config, logging};
 const DEFAULT_HUGE_BYTES: i64 = 16 * 1024 * 1024;
 /// Default number of records `huge-list` splits into.
 const DEFAULT_HUGE_COUNT: i64 = 1_000_000;
+/// Default length of `sleep`: far beyond any test's deadline.
+const DEFAULT_SLEEP_MS: i64 = 60_000;
 /// One allocation of `alloc-bomb`.
 const MIB: usize = 1024 * 1024;
 
@@ -69,6 +73,7 @@ impl transformer::Guest for Hostile {
 fn attack(record: Record) -> Outcome {
     let result = match record.key.as_str() {
         "spin" => spin(),
+        "sleep" => sleep(record),
         "log-storm" => loop {
             logging::log(logging::Level::Trace, "storm", &[]);
         },
@@ -120,6 +125,13 @@ fn spin() -> ! {
     loop {
         counter = black_box(counter.wrapping_add(1));
     }
+}
+
+/// Sleeps `ms` (default 60 s) milliseconds, then keeps the record.
+fn sleep(record: Record) -> Result<Outcome, RecordError> {
+    let ms = integer_param(&record, "ms", DEFAULT_SLEEP_MS)?;
+    std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+    Ok(Outcome::Keep(record))
 }
 
 /// Grows linear memory behind the allocator's back, 16 pages (1 MiB) at a time, until

@@ -13,6 +13,7 @@ use super::PluginInfo;
 use super::bindings::aggregator as generated;
 use crate::engine::Runtime;
 use crate::error::Error;
+use crate::limits::within_call_timeout;
 use crate::plugin::{Instance, Plugin, PluginOptions};
 use crate::state::PluginState;
 
@@ -79,19 +80,25 @@ pub struct Aggregation {
     handle: ResourceAny,
 }
 
-/// One running aggregator instance.
+/// One running aggregator instance. Every call is bounded by the plugin's `call_timeout`;
+/// a call that fails (a timeout included) leaves the instance refusing further calls.
 pub struct AggregatorInstance {
     instance: Instance<AggregatorWorld>,
 }
 
 impl AggregatorInstance {
     pub async fn create(&mut self, params: &Params) -> Result<Aggregation, Error> {
+        let timeout = self.instance.call_timeout();
         let (bindings, store) = self.instance.parts()?;
-        let result = bindings
-            .witplug_plugin_aggregator()
-            .aggregation()
-            .call_constructor(store, params)
-            .await;
+        // One statement: `aggregation()` is a temporary the call borrows.
+        let result = within_call_timeout(
+            timeout,
+            bindings
+                .witplug_plugin_aggregator()
+                .aggregation()
+                .call_constructor(store, params),
+        )
+        .await;
         let handle = self.instance.finish(CONSTRUCTOR, result)?;
         Ok(Aggregation { handle })
     }
@@ -102,40 +109,58 @@ impl AggregatorInstance {
         aggregation: &Aggregation,
         batch: &[super::Record],
     ) -> Result<Result<u64, String>, Error> {
+        let timeout = self.instance.call_timeout();
         let (bindings, store) = self.instance.parts()?;
-        let result = bindings
-            .witplug_plugin_aggregator()
-            .aggregation()
-            .call_add(store, aggregation.handle, batch)
-            .await;
+        // One statement: `aggregation()` is a temporary the call borrows.
+        let result = within_call_timeout(
+            timeout,
+            bindings.witplug_plugin_aggregator().aggregation().call_add(
+                store,
+                aggregation.handle,
+                batch,
+            ),
+        )
+        .await;
         self.instance.finish(ADD, result)
     }
 
     /// Folds `other` into `into`; `other` is lent to the guest for the call.
     pub async fn merge(&mut self, into: &Aggregation, other: &Aggregation) -> Result<(), Error> {
+        let timeout = self.instance.call_timeout();
         let (bindings, store) = self.instance.parts()?;
-        let result = bindings
-            .witplug_plugin_aggregator()
-            .aggregation()
-            .call_merge(store, into.handle, other.handle)
-            .await;
+        // One statement: `aggregation()` is a temporary the call borrows.
+        let result = within_call_timeout(
+            timeout,
+            bindings
+                .witplug_plugin_aggregator()
+                .aggregation()
+                .call_merge(store, into.handle, other.handle),
+        )
+        .await;
         self.instance.finish(MERGE, result)
     }
 
     pub async fn snapshot(&mut self, aggregation: &Aggregation) -> Result<Vec<GroupTotal>, Error> {
+        let timeout = self.instance.call_timeout();
         let (bindings, store) = self.instance.parts()?;
-        let result = bindings
-            .witplug_plugin_aggregator()
-            .aggregation()
-            .call_snapshot(store, aggregation.handle)
-            .await;
+        // One statement: `aggregation()` is a temporary the call borrows.
+        let result = within_call_timeout(
+            timeout,
+            bindings
+                .witplug_plugin_aggregator()
+                .aggregation()
+                .call_snapshot(store, aggregation.handle),
+        )
+        .await;
         self.instance.finish(SNAPSHOT, result)
     }
 
     /// Ends an aggregation: the guest's destructor runs now.
     pub async fn drop_aggregation(&mut self, aggregation: Aggregation) -> Result<(), Error> {
+        let timeout = self.instance.call_timeout();
         let (_, store) = self.instance.parts()?;
-        let result = aggregation.handle.resource_drop_async(store).await;
+        let call = aggregation.handle.resource_drop_async(store);
+        let result = within_call_timeout(timeout, call).await;
         self.instance.finish(DROP, result)
     }
 }

@@ -67,21 +67,23 @@ impl CommandPlugin {
 
     /// Runs the command's `wasi:cli/run` export in a fresh instance.
     pub async fn run(&self) -> Result<CommandExit, Error> {
+        // The deadline is wall-clock time of the whole run, instantiation and blocked host
+        // calls included: one budget, as for preview1 programs.
+        let timeout = self.plugin.limits().call_timeout;
+        match within_wall_clock(timeout, self.instantiate_and_run()).await {
+            Ok(exit) => exit,
+            Err(timeout) => Err(Error::Timeout {
+                plugin: self.name().to_owned(),
+                export: RUN.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    async fn instantiate_and_run(&self) -> Result<CommandExit, Error> {
         let mut instance = self.plugin.instantiate().await?;
-        let timeout = instance.state().limiter.limits().call_timeout;
         let (bindings, store) = instance.parts()?;
-        // The deadline is wall-clock time of the whole run, blocked host calls included.
-        let call = bindings.wasi_cli_run().call_run(store);
-        let result = match within_wall_clock(timeout, call).await {
-            Ok(result) => result,
-            Err(timeout) => {
-                return Err(Error::Timeout {
-                    plugin: self.name().to_owned(),
-                    export: RUN.to_owned(),
-                    timeout,
-                });
-            }
-        };
+        let result = bindings.wasi_cli_run().call_run(store).await;
         let code = match result {
             Ok(Ok(())) => 0,
             Ok(Err(())) => 1,

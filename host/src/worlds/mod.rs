@@ -41,11 +41,10 @@ macro_rules! builtin_world {
 macro_rules! describe_via {
     ($plugin:expr) => {{
         let mut instance = $plugin.instantiate().await?;
+        let timeout = instance.call_timeout();
         let (bindings, store) = instance.parts()?;
-        let result = bindings
-            .witplug_plugin_metadata()
-            .call_describe(store)
-            .await;
+        let call = bindings.witplug_plugin_metadata().call_describe(store);
+        let result = $crate::limits::within_call_timeout(timeout, call).await;
         let info = instance.finish("witplug:plugin/metadata#describe", result)?;
         Ok($crate::worlds::PluginInfo {
             name: info.name,

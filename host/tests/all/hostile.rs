@@ -522,21 +522,116 @@ async fn a_pooled_memory_slot_holds_nothing_of_the_instance_before() {
 }
 
 /// `call_timeout: None` lifts the deadline: a spinning guest runs through many epoch
-/// ticks and is stopped only by its fuel (with metering on, so the test ends).
+/// ticks and is stopped only by its fuel (with metering on, so the test ends). The control
+/// shows that this fuel outlasts a short deadline, so `None` ran past it.
+/// (`limits::tests::without_a_timeout_no_tick_stops_the_call` covers hours of ticks.)
 #[tokio::test]
 async fn without_a_deadline_only_fuel_stops_a_spinning_guest() {
+    // About 0.5 s of spinning here (300 million took 45 ms): ten times the control.
+    const FUEL: u64 = 3_000_000_000;
+    const CONTROL: Duration = Duration::from_millis(50);
+    let control = metered_hostile(
+        "deadlined",
+        Limits {
+            fuel_per_call: Some(FUEL),
+            call_timeout: Some(CONTROL),
+            ..limits()
+        },
+    )
+    .await;
+    let error = attack(&control, record("spin", &[])).await;
+    assert!(
+        matches!(error, Error::Timeout { timeout, .. } if timeout == CONTROL),
+        "the fuel must outlast {CONTROL:?}: {error:?}"
+    );
+
     let limits = Limits {
-        fuel_per_call: Some(300_000_000),
+        fuel_per_call: Some(FUEL),
         call_timeout: None,
         ..limits()
     };
     let plugin = metered_hostile("undeadlined", limits).await;
     let started = Instant::now();
     let error = attack(&plugin, record("spin", &[])).await;
+    let elapsed = started.elapsed();
     assert!(
-        matches!(error, Error::FuelExhausted { .. }),
-        "{error:?} after {:?}",
-        started.elapsed()
+        matches!(error, Error::FuelExhausted { fuel: FUEL, .. }),
+        "{error:?} after {elapsed:?}"
+    );
+    assert!(elapsed >= CONTROL, "stopped after only {elapsed:?}");
+    assert_still_serves(&plugin).await;
+}
+
+/// How long a test waits for a sleeping guest to be stopped before it fails: far beyond
+/// the deadline, far below the guest's 60 s sleep.
+const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// A guest blocked in `wasi:io/poll` (`std::thread::sleep`) reaches no epoch check; the
+/// wall-clock deadline stops it all the same, and the timed-out instance is never reused.
+#[tokio::test]
+async fn a_sleeping_guest_is_stopped_at_the_deadline() {
+    let loaded = component("rust-hostile");
+    let plugin = TransformPlugin::from(
+        Plugin::new(
+            runtime(),
+            &loaded,
+            PluginOptions::default()
+                .name("sleeper")
+                .limits(limits())
+                .reuse(InstanceReuse::UpTo { max_calls: 10 }),
+        )
+        .await
+        .expect("links"),
     );
     assert_still_serves(&plugin).await;
+    let before = plugin.plugin().instantiations();
+
+    let started = Instant::now();
+    let error = tokio::time::timeout(WATCHDOG, attack(&plugin, record("sleep", &[])))
+        .await
+        .expect("the sleeping guest is stopped by its deadline");
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(&error, Error::Timeout { export, timeout, .. }
+            if export == "witplug:plugin/transformer#process-batch" && *timeout == TIMEOUT),
+        "{error:?}"
+    );
+    assert!(elapsed >= TIMEOUT, "stopped early, after {elapsed:?}");
+    assert!(error.to_string().contains("ran out of time"), "{error}");
+    // The sleep ran on the idle instance; the next call needs a new one.
+    assert_eq!(plugin.plugin().instantiations(), before);
+    assert_still_serves(&plugin).await;
+    assert_eq!(plugin.plugin().instantiations(), before + 1);
+
+    // A sleep shorter than the deadline just returns.
+    let short = record("sleep", &[("ms", Value::Integer(10))]);
+    let outcomes = plugin
+        .process_batch(std::slice::from_ref(&short))
+        .await
+        .expect("a short sleep fits the deadline");
+    assert_eq!(outcomes, [Outcome::Keep(short)]);
+}
+
+/// Without a deadline a sleep longer than the usual test deadline runs to its end.
+#[tokio::test]
+async fn without_a_deadline_a_sleeping_guest_runs_to_its_end() {
+    let plugin = hostile_with(
+        "rust",
+        Capabilities::none(),
+        Limits {
+            call_timeout: None,
+            ..limits()
+        },
+    )
+    .await;
+    let long = record(
+        "sleep",
+        &[("ms", Value::Integer(2 * TIMEOUT.as_millis() as i64))],
+    );
+    let outcomes =
+        tokio::time::timeout(WATCHDOG, plugin.process_batch(std::slice::from_ref(&long)))
+            .await
+            .expect("the sleep ends")
+            .expect("no deadline stops it");
+    assert_eq!(outcomes, [Outcome::Keep(long)]);
 }

@@ -220,6 +220,34 @@ fn a_failed_one_record_batch_is_not_retried() {
     assert!(!stderr.contains("retrying record by record"), "{stderr}");
 }
 
+/// A guest blocked in a sleep is stopped by `--timeout-ms` like a spinning one: its record
+/// gets a `plugin-failure` line naming the timeout, and the run goes on to succeed.
+#[test]
+fn a_sleeping_guest_is_a_plugin_failure_at_the_timeout() {
+    let hostile = guest_path("rust-hostile");
+    let started = std::time::Instant::now();
+    let out = transform(
+        &[hostile.to_str().expect("utf-8"), "--timeout-ms", "300"],
+        b"{\"key\":\"sleep\"}\n{\"key\":\"fine\"}\n",
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The guest would sleep 60 s; well before that, the deadline has stopped it.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    let lines = output_lines(&out);
+    assert_eq!(lines[0]["key"], "sleep", "{}", lines[0]);
+    assert_eq!(lines[0]["outcome"], "plugin-failure", "{}", lines[0]);
+    let error = lines[0]["error"].as_str().expect("an error text");
+    assert!(
+        error.contains("ran out of time") && error.contains("300ms"),
+        "{error}"
+    );
+}
+
 #[test]
 fn the_summary_does_not_panic_when_stderr_is_closed() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
