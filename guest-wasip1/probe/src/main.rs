@@ -85,7 +85,9 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: wasip1-probe args|env NAME|env-count|exit N|cat PATH|write PATH TEXT|ls PATH|stdin|clock|random|panic|spin|grow");
+            eprintln!(
+                "usage: wasip1-probe args|env NAME|env-count|exit N|cat PATH|write PATH TEXT|ls PATH|stdin|clock|random|panic|spin|grow"
+            );
             return ExitCode::from(2);
         }
     }
