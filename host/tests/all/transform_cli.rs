@@ -282,21 +282,8 @@ fn read_output_line(stdout: &mut BufReader<ChildStdout>) -> Json {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
-fn live_child() -> (Child, BufReader<ChildStdout>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
-        .args(["transform", &normalizer(), "--batch", "500"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("witplug starts");
-    watchdog(child.id());
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    (child, stdout)
-}
-
 fn stop_with(signal: &str, expected_code: i32) {
-    let (mut child, mut stdout) = live_child();
+    let (mut child, mut stdout) = spawn_live(&["--batch", "500"]);
     let mut stdin = child.stdin.take().expect("stdin");
     // Two lines of a batch of 500, the pipe kept open: they come out after the idle time.
     stdin
