@@ -16,7 +16,7 @@ use crate::util::{self, Paths};
 pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<PathBuf> {
     let binary = paths.target.join("debug").join("witplug");
     let mut cmd = util::cargo();
-    cmd.args(["build", "--package", "witplug", "--bin", "witplug"])
+    cmd.args(["build", "--package", "witplug-cli", "--bin", "witplug"])
         .current_dir(&paths.root);
     if let Some(jobs) = jobs {
         cmd.arg(format!("--jobs={jobs}"));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::output::{errln, outln};
+use crate::output::{errln, outln};
 use anyhow::Context as _;
 use clap::Args;
 use witplug::{CompileCache, LoadedComponent, PluginOptions, Preview1Program};
@@ -33,7 +33,7 @@ pub struct CompileArgs {
     /// `--max-memory` under a tight `ulimit -v`) change the native code, and an entry
     /// compiled with other flags would never be found.
     #[command(flatten)]
-    engine: super::engine_args::EngineArgs,
+    engine: crate::engine_args::EngineArgs,
 }
 
 pub fn run(args: CompileArgs) -> anyhow::Result<ExitCode> {

@@ -14,7 +14,7 @@ use crate::common::{component, runtime};
 
 wasmtime::component::bindgen!({
     world: "moderation",
-    path: "../examples/custom-world/wit",
+    path: "../../examples/custom-world/wit",
     exports: { default: async },
     // Trappable, so that the host can refuse the lookup (a capability check).
     imports: { "acme:moderation/wordlist.is-blocked": trappable },

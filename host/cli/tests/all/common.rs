@@ -10,7 +10,7 @@ use witplug::{Field, LoadedComponent, LogRecord, LogSink, PluginConfig, Record, 
 pub fn guests_dir() -> PathBuf {
     std::env::var_os("WITPLUG_GUESTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guests"))
 }
 
 /// Path of a built guest, e.g. `rust-email-normalizer`. A missing guest fails the test

@@ -14,7 +14,7 @@ fn witplug(args: &[&str]) -> Output {
 }
 
 fn sample_records() -> String {
-    format!("{}/../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[test]
@@ -40,7 +40,7 @@ fn transform_writes_one_line_per_input_line_in_order() {
         .lines()
         .map(|line| serde_json::from_str(line).expect("each output line is JSON"))
         .collect();
-    let input_lines = include_str!("../../../samples/records.jsonl")
+    let input_lines = include_str!("../../../../samples/records.jsonl")
         .lines()
         .count();
     assert_eq!(lines.len(), input_lines);

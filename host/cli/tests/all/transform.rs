@@ -124,7 +124,7 @@ async fn configuration_reaches_the_plugin() {
 
 /// Records meant to find differences between two implementations of the rule.
 pub(crate) fn tricky_records() -> Vec<Record> {
-    let mut records: Vec<Record> = include_str!("../../../samples/records.jsonl")
+    let mut records: Vec<Record> = include_str!("../../../../samples/records.jsonl")
         .lines()
         .filter_map(|line| jsonl::parse_record(line).ok())
         .collect();

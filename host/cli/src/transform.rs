@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::output::errln;
+use crate::output::errln;
 use anyhow::Context as _;
 use clap::Args;
 use tokio::io::AsyncWriteExt;
@@ -77,7 +77,7 @@ pub struct TransformArgs {
     max_batch_bytes: usize,
 
     #[command(flatten)]
-    engine: super::engine_args::EngineArgs,
+    engine: crate::engine_args::EngineArgs,
 }
 
 /// How long input may be idle before a partial batch is processed and written anyway.
@@ -247,7 +247,7 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
         .capabilities(Capabilities::none().stderr(Stdio::Capture))
         .config(config)
         .limits(args.engine.limits());
-    super::log_grants(&options);
+    crate::log_grants(&options);
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 
     let input: OwnedFd = match &args.input {

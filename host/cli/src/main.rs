@@ -1,3 +1,5 @@
+//! The `witplug` command line: run commands, transform records, inspect components.
+//!
 //! Argument parsing and dispatch. Each subcommand is one module.
 
 mod compile;
@@ -40,7 +42,7 @@ enum Command {
     Preinit(preinit::PreinitArgs),
 }
 
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = if cli.verbose { "debug" } else { "warn" };
     let filter =

@@ -37,14 +37,14 @@ pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// `println!` that returns the write error instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::output::stdout_line(format_args!($($arg)*))
+        $crate::output::stdout_line(format_args!($($arg)*))
     };
 }
 
 /// `eprintln!` that never panics.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::output::stderr_line(format_args!($($arg)*))
+        $crate::output::stderr_line(format_args!($($arg)*))
     };
 }
 

@@ -7,7 +7,7 @@
 pub(crate) mod transform {
     wasmtime::component::bindgen!({
         world: "transform-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
         additional_derives: [PartialEq],
     });
@@ -16,7 +16,7 @@ pub(crate) mod transform {
 pub(crate) mod aggregator {
     wasmtime::component::bindgen!({
         world: "aggregator-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
         additional_derives: [PartialEq],
         with: {

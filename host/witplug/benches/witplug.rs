@@ -45,7 +45,7 @@ mod witplug {
 /// The sample rule's own source, compiled natively: the throughput baseline. Included by
 /// path, as `fuzz/` does, because making the guest crate an `rlib` too would cost its
 /// component LTO.
-#[path = "../../guest-rust/email-normalizer/src/rule.rs"]
+#[path = "../../../guest-rust/email-normalizer/src/rule.rs"]
 #[allow(dead_code, clippy::all)]
 mod rule;
 
@@ -54,7 +54,7 @@ mod bare {
     pub mod transform {
         wasmtime::component::bindgen!({
             world: "transform-plugin",
-            path: "../wit",
+            path: "../../wit",
             exports: { default: async },
         });
     }
@@ -206,7 +206,7 @@ fn go_preinit_built() -> bool {
 fn guests_dir() -> PathBuf {
     std::env::var_os("WITPLUG_GUESTS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/guests"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/guests"))
 }
 
 fn guest(name: &str) -> PathBuf {
@@ -785,7 +785,7 @@ async fn throughput(table: &mut Table) {
     }
 
     // The old way: one `witplug transform` process per record (compile cache warm).
-    let witplug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/witplug");
+    let witplug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/witplug");
     if witplug.is_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let input = dir.path().join("one.jsonl");

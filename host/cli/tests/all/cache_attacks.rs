@@ -128,7 +128,7 @@ fn transform_refuses_the_hostile_guest_swapped_into_the_cache() {
     assert_eq!(entries.len(), 2, "{}", text(&out.stdout));
     std::fs::copy(&entries[1], &entries[0]).expect("swap");
 
-    let input = format!("{}/../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let input = format!("{}/../../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"));
     let out = witplug(
         &[
             "transform",
@@ -395,7 +395,7 @@ fn empty_cache_variables_count_as_unset() {
 #[test]
 fn an_unusable_cache_only_warns_in_transform() {
     let component = guest_path("rust-email-normalizer");
-    let input = format!("{}/../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let input = format!("{}/../../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"));
     // /etc/passwd is a file; nothing can be created under /proc, even by root.
     for home in ["/etc/passwd", "/proc/self/no-such-home"] {
         let out = witplug(

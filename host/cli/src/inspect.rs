@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::output::outln;
+use crate::output::outln;
 use clap::Args;
 use witplug::component::{is_core_module, read_wasm_file};
 use witplug::worlds::preview1;

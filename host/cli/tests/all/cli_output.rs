@@ -10,7 +10,7 @@ use crate::common::guest_path;
 const BROKEN_PIPE_EXIT: i32 = 141;
 
 fn sample_records() -> String {
-    format!("{}/../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/../../samples/records.jsonl", env!("CARGO_MANIFEST_DIR"))
 }
 
 fn path(name: &str) -> String {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use super::output::errln;
+use crate::output::errln;
 use anyhow::Context as _;
 use clap::Args;
 use witplug::Runtime;

@@ -10,7 +10,7 @@ use witplug::{
     PluginOptions, Preview1Program, Stdio,
 };
 
-use super::output::errln;
+use crate::output::errln;
 
 /// Exit status when the program trapped, hit a limit or its deadline, or failed otherwise
 /// once it had started (as `wasmtime run` does for a trap: 128 + SIGABRT).
@@ -61,7 +61,7 @@ pub struct RunArgs {
     envs: Vec<String>,
 
     #[command(flatten)]
-    engine: super::engine_args::EngineArgs,
+    engine: crate::engine_args::EngineArgs,
 
     /// Arguments for the program (after `--`).
     #[arg(last = true)]
@@ -131,7 +131,7 @@ async fn run_file(args: RunArgs) -> Result<i32, Failure> {
     let options = PluginOptions::default()
         .capabilities(capabilities)
         .limits(args.engine.limits());
-    super::log_grants(&options);
+    crate::log_grants(&options);
     let bytes = read_wasm_file(&args.component).map_err(Error::from)?;
     if is_core_module(&bytes) {
         let program = Preview1Program::from_bytes(&runtime, &bytes, &args.component, options)?;

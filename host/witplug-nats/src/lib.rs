@@ -1,0 +1,1 @@
+//! witplug records pipelines on NATS JetStream.
