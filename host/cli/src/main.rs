@@ -43,7 +43,7 @@ enum Command {
     /// Pre-initialise a component: snapshot it after its start-up, so that its instances
     /// skip it.
     Preinit(preinit::PreinitArgs),
-    Worker(worker::WorkerArgs),
+    Worker(Box<worker::WorkerArgs>),
     Publish(publish::PublishArgs),
     /// Set up a pipeline's streams, send records, read what came out (NATS JetStream).
     Queue(queue::QueueArgs),
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Compile(args) => compile::run(args),
             Command::Preinit(args) => preinit::run(args).await,
-            Command::Worker(args) => worker::run(args).await,
+            Command::Worker(args) => worker::run(*args).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Queue(args) => queue::run(args).await,
         }

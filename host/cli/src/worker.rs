@@ -228,15 +228,15 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(plugin = %name, digest = %version.digest, version = %version.version, "plugin loaded");
             metrics.plugin_in_use(&version);
             let slot = Arc::new(TransformSlot::new(plugin, version));
-            let follower = tokio::spawn(registry.follow(
-                runtime.clone(),
-                name.to_owned(),
+            let follower = tokio::spawn(registry.follow(registry::Follow {
+                runtime: runtime.clone(),
+                name: name.to_owned(),
                 revision,
                 options,
-                Arc::clone(&slot),
-                Arc::clone(&metrics),
-                worker_id.clone(),
-            ));
+                slot: Arc::clone(&slot),
+                metrics: Arc::clone(&metrics),
+                worker_id: worker_id.clone(),
+            }));
             (slot, Some(follower))
         }
         None => {
@@ -325,10 +325,10 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
 
 /// Names this worker in refusals written to the registry: host and process.
 fn worker_id() -> String {
-    let uname = rustix::system::uname();
-    format!(
-        "{}:{}",
-        uname.nodename().to_string_lossy(),
-        std::process::id()
-    )
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("{host}:{}", std::process::id())
 }

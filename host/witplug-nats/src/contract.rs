@@ -176,22 +176,22 @@ mod tests {
     fn bad_payloads_say_what_is_wrong() {
         assert!(
             decode_record(b"{}", 1)
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("over the 1-byte limit")
         );
         assert!(
             decode_record(b"{\"key\":\"\xff\"}", 100)
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("not UTF-8")
         );
         assert!(
             decode_record(b"[1]", 100)
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("JSON object")
         );
         assert!(
             decode_record(b"{\"key\": 1}", 100)
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("`key`")
         );
         let record = decode_record(br#"{"key":"k","fields":{"a":1}}"#, 100).expect("a record");

@@ -115,6 +115,21 @@ pub async fn load_transform(
     Ok((plugin, version))
 }
 
+/// What [`Registry::follow`] keeps up to date, and how.
+pub struct Follow {
+    pub runtime: Runtime,
+    /// The plugin name (KV key) to follow.
+    pub name: String,
+    /// The KV revision of the version in the slot: updates after it are followed.
+    pub revision: u64,
+    /// Grants and limits for every new version.
+    pub options: PluginOptions,
+    pub slot: Arc<TransformSlot>,
+    pub metrics: Arc<Metrics>,
+    /// Names this worker in the refusals it writes.
+    pub worker_id: String,
+}
+
 /// The registry buckets, created if missing.
 pub struct Registry {
     objects: object_store::ObjectStore,
@@ -244,19 +259,19 @@ impl Registry {
         Ok((plugin, version, revision))
     }
 
-    /// Follows key `name` after `revision`: each new version is fetched, checked, loaded
-    /// and swapped into `slot`, or refused (the old one keeps serving). Runs until the
-    /// watch ends.
-    pub async fn follow(
-        self,
-        runtime: Runtime,
-        name: String,
-        revision: u64,
-        options: PluginOptions,
-        slot: Arc<TransformSlot>,
-        metrics: Arc<Metrics>,
-        worker_id: String,
-    ) -> Result<(), RegistryError> {
+    /// Follows the active version (see [`Follow`]): each new version is fetched, checked,
+    /// loaded and swapped into the slot, or refused (the old one keeps serving). Runs
+    /// until the watch ends.
+    pub async fn follow(self, follow: Follow) -> Result<(), RegistryError> {
+        let Follow {
+            runtime,
+            name,
+            revision,
+            options,
+            slot,
+            metrics,
+            worker_id,
+        } = follow;
         let mut updates = self
             .active
             .watch_from_revision(&name, revision + 1)

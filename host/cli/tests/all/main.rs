@@ -18,6 +18,7 @@ mod loading;
 mod preinit;
 mod preview1;
 mod run;
+mod slot;
 mod transform;
 mod transform_cli;
 mod worlds;
