@@ -8,12 +8,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use witplug::policy;
 use witplug::{CompileCache, Limits, Pooling, Runtime, RuntimeConfig};
 
-const MIB: usize = 1 << 20;
-/// Linear memories are 32-bit: 4 GiB is the most one can address.
-const MAX_MEMORY_MIB: u64 = 4096;
-const MAX_TRANSFER_MIB: u64 = 4096;
 /// Component instances the CLI's pool holds at once. The subcommands call one instance at
 /// a time (plus the probe instance at load); raise this with any concurrency.
 pub const CLI_MAX_INSTANCES: u32 = 8;
@@ -21,32 +18,37 @@ pub const CLI_MAX_INSTANCES: u32 = 8;
 const ADDRESS_SPACE_HEADROOM: u64 = 4 << 30;
 /// The smallest pool slot: a plugin limited below its initial memory then fails with a
 /// memory-limit error naming both sizes, instead of not loading at all.
-const MIN_POOL_SLOT: usize = 64 * MIB;
+const MIN_POOL_SLOT: usize = 64 << 20;
 
 /// Per-plugin limits and the compile cache.
+///
+/// A limit flag that is not given is `None` here, so that a policy file's limit can stand
+/// in for it; the defaults are the library's (`Limits::default()`), applied after merging.
 #[derive(Args, Debug)]
 pub struct EngineArgs {
-    /// Linear memory the plugin may use, in MiB (1 to 4096: wasm memories are 32-bit).
-    #[arg(long, value_name = "MIB", default_value = "256", allow_negative_numbers = true,
-          value_parser = mib_parser("--max-memory", MAX_MEMORY_MIB))]
-    max_memory: usize,
+    /// Linear memory the plugin may use, in MiB (1 to 4096: wasm memories are 32-bit)
+    /// [default: 256].
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true,
+          value_parser = policy::parse_memory_mib)]
+    max_memory: Option<usize>,
 
     /// Wall-clock time one call may take, in milliseconds (1 or more), or `none` for no
-    /// deadline.
-    #[arg(long, value_name = "MS|none", default_value = "10000", allow_negative_numbers = true,
+    /// deadline [default: 10000].
+    #[arg(long, value_name = "MS|none", allow_negative_numbers = true,
           value_parser = parse_timeout)]
-    timeout_ms: Timeout,
+    timeout_ms: Option<Timeout>,
 
     /// Fuel (about one per wasm instruction) one call may burn, 1 or more; turns fuel
     /// metering on [default: no metering].
-    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_fuel)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true,
+          value_parser = policy::parse_fuel)]
     fuel: Option<u64>,
 
     /// Host memory the values the plugin hands to the host in one call may take, in MiB
-    /// (1 to 4096).
-    #[arg(long, value_name = "MIB", default_value = "64", allow_negative_numbers = true,
-          value_parser = mib_parser("--max-transfer", MAX_TRANSFER_MIB))]
-    max_transfer: usize,
+    /// (1 to 4096) [default: 64].
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true,
+          value_parser = policy::parse_transfer_mib)]
+    max_transfer: Option<usize>,
 
     /// Compile cache directory [default: $WITPLUG_CACHE_DIR, $XDG_CACHE_HOME/witplug or
     /// ~/.cache/witplug].
@@ -58,91 +60,36 @@ pub struct EngineArgs {
     no_cache: bool,
 }
 
-/// `--timeout-ms`: a deadline, or none.
+/// `--timeout-ms`: a deadline, or none. (An `Option<Option<_>>` field would make clap
+/// take the flag's value as optional.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeout(Option<Duration>);
 
-fn parse_timeout(text: &str) -> Result<Timeout, String> {
-    if text.eq_ignore_ascii_case("none") {
-        return Ok(Timeout(None));
-    }
-    match text.parse::<u64>() {
-        Ok(ms) if ms >= 1 => Ok(Timeout(Some(Duration::from_millis(ms)))),
-        _ => Err(format!(
-            "`{text}` is not a timeout: give 1 or more milliseconds, or `none` for no deadline"
-        )),
-    }
-}
-
-fn parse_fuel(text: &str) -> Result<u64, String> {
-    match text.parse::<u64>() {
-        Ok(fuel) if fuel >= 1 => Ok(fuel),
-        _ => Err(format!(
-            "`{text}` is not an amount of fuel: give a whole number from 1 to {}",
-            u64::MAX
-        )),
-    }
-}
-
-/// A size in MiB from 1 to `max`, as bytes.
-fn mib_parser(
-    flag: &'static str,
-    max: u64,
-) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
-    move |text: &str| match text.parse::<u64>() {
-        Ok(mib) if (1..=max).contains(&mib) => usize::try_from(mib)
-            .ok()
-            .and_then(|mib| mib.checked_mul(MIB))
-            .ok_or_else(|| format!("{flag} {mib} MiB does not fit this platform")),
-        _ => Err(format!(
-            "`{text}` is not a size for {flag}: give 1 to {max} (MiB)"
-        )),
-    }
+fn parse_timeout(text: &str) -> Result<Timeout, policy::PolicyValueError> {
+    policy::parse_timeout_ms(text).map(Timeout)
 }
 
 impl EngineArgs {
+    /// The limits of these flags alone, over the library defaults.
     pub fn limits(&self) -> Limits {
+        self.apply_limits(Limits::default())
+    }
+
+    /// `limits` (e.g. a policy file's) with every limit flag that was given replacing its
+    /// value.
+    pub fn apply_limits(&self, limits: Limits) -> Limits {
         Limits {
-            max_memory_bytes: self.max_memory,
-            call_timeout: self.timeout_ms.0,
-            fuel_per_call: self.fuel,
-            max_transfer_bytes: self.max_transfer,
-            ..Limits::default()
+            max_memory_bytes: self.max_memory.unwrap_or(limits.max_memory_bytes),
+            call_timeout: self.timeout_ms.map_or(limits.call_timeout, |t| t.0),
+            fuel_per_call: self.fuel.or(limits.fuel_per_call),
+            max_transfer_bytes: self.max_transfer.unwrap_or(limits.max_transfer_bytes),
+            ..limits
         }
     }
 
-    /// The pool the CLI uses: a few instances, slots sized from `--max-memory`. Bounds
-    /// checks are elided (4 GiB + 32 MiB per slot, 64.5 GiB in all) when the process's
-    /// address-space limit leaves room for that; under a tighter `ulimit -v` the slots
-    /// are `max(--max-memory, 64 MiB)` rounded up to a power of two, plus 64 KiB, with
-    /// explicit bounds checks: `8 x 2 x (256 MiB + 64 KiB)`, 4 GiB, at the defaults.
+    /// The pool for these flags' limits alone (see [`pooling_for`]).
     pub fn pooling(&self) -> Pooling {
-        self.pooling_under(address_space_limit())
-    }
-
-    fn pooling_under(&self, address_space_limit: Option<u64>) -> Pooling {
-        let eliding = Pooling {
-            max_instances: CLI_MAX_INSTANCES,
-            memories_per_instance: 2,
-            // A power of two: the slot size is part of the compiled code (its bounds
-            // checks), so this keeps compile-cache entries shared across nearby limits.
-            max_memory_bytes: self.max_memory.max(MIN_POOL_SLOT).next_power_of_two(),
-            elide_bounds_checks: true,
-            ..Pooling::default()
-        };
-        let fits = |limit: u64| {
-            eliding
-                .reserved_address_space()
-                .saturating_add(ADDRESS_SPACE_HEADROOM)
-                <= limit
-        };
-        match address_space_limit {
-            Some(limit) if !fits(limit) => Pooling {
-                elide_bounds_checks: false,
-                ..eliding
-            },
-            _ => eliding,
-        }
+        pooling_for(&self.limits())
     }
 
     /// The compile cache directory these flags ask for: `None` with `--no-cache`, or when
@@ -157,15 +104,59 @@ impl EngineArgs {
 
     /// The runtime these flags ask for (fuel metering only when `--fuel` is given).
     pub fn runtime(&self) -> Result<Runtime, witplug::Error> {
-        let cache_dir = self.cache_dir();
+        self.runtime_for(&self.limits(), self.pooling())
+    }
+
+    /// The runtime for `limits` (merged from flags and a policy file): fuel metering when
+    /// they meter fuel, this pool, and the flags' compile cache.
+    pub fn runtime_for(
+        &self,
+        limits: &Limits,
+        pooling: Pooling,
+    ) -> Result<Runtime, witplug::Error> {
         // The pooling allocator with copy-on-write images: the fastest instantiation
         // (see BENCHMARKS.md); slots only reserve address space.
         Runtime::with_config(RuntimeConfig {
-            fuel_metering: self.fuel.is_some(),
-            cache_dir,
-            pooling: Some(self.pooling()),
+            fuel_metering: limits.fuel_per_call.is_some(),
+            cache_dir: self.cache_dir(),
+            pooling: Some(pooling),
             ..RuntimeConfig::default()
         })
+    }
+}
+
+/// The pool the CLI uses: a few instances, slots sized from the plugin's memory limit
+/// (`limits`, after flags and policy file are merged). Bounds checks are elided (4 GiB +
+/// 32 MiB per slot, 64.5 GiB in all) when the process's address-space limit leaves room
+/// for that; under a tighter `ulimit -v` the slots are `max(memory limit, 64 MiB)`
+/// rounded up to a power of two, plus 64 KiB, with explicit bounds checks:
+/// `8 x 2 x (256 MiB + 64 KiB)`, 4 GiB, at the defaults.
+pub fn pooling_for(limits: &Limits) -> Pooling {
+    pooling_under(limits.max_memory_bytes, address_space_limit())
+}
+
+fn pooling_under(max_memory_bytes: usize, address_space_limit: Option<u64>) -> Pooling {
+    let eliding = Pooling {
+        max_instances: CLI_MAX_INSTANCES,
+        memories_per_instance: 2,
+        // A power of two: the slot size is part of the compiled code (its bounds
+        // checks), so this keeps compile-cache entries shared across nearby limits.
+        max_memory_bytes: max_memory_bytes.max(MIN_POOL_SLOT).next_power_of_two(),
+        elide_bounds_checks: true,
+        ..Pooling::default()
+    };
+    let fits = |limit: u64| {
+        eliding
+            .reserved_address_space()
+            .saturating_add(ADDRESS_SPACE_HEADROOM)
+            <= limit
+    };
+    match address_space_limit {
+        Some(limit) if !fits(limit) => Pooling {
+            elide_bounds_checks: false,
+            ..eliding
+        },
+        _ => eliding,
     }
 }
 
@@ -179,6 +170,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+
+    const MIB: usize = 1 << 20;
 
     #[derive(Parser, Debug)]
     struct Cli {
@@ -230,28 +223,87 @@ mod tests {
     }
 
     #[test]
+    fn the_help_shows_the_library_defaults() {
+        use clap::CommandFactory as _;
+        let help = Cli::command().render_long_help().to_string();
+        let defaults = Limits::default();
+        for (flag, default) in [
+            (
+                "--max-memory",
+                (defaults.max_memory_bytes / MIB).to_string(),
+            ),
+            (
+                "--timeout-ms",
+                defaults
+                    .call_timeout
+                    .expect("a deadline")
+                    .as_millis()
+                    .to_string(),
+            ),
+            (
+                "--max-transfer",
+                (defaults.max_transfer_bytes / MIB).to_string(),
+            ),
+        ] {
+            let section = help
+                .split(flag)
+                .nth(1)
+                .and_then(|rest| rest.split("\n  --").next())
+                .expect(flag);
+            assert!(
+                section.contains(&format!("[default: {default}]")),
+                "{flag}: {section}"
+            );
+        }
+        assert_eq!(defaults.fuel_per_call, None, "--fuel says `no metering`");
+    }
+
+    #[test]
+    fn a_given_limit_flag_replaces_the_value_it_is_applied_to_and_only_it() {
+        let base = Limits {
+            max_memory_bytes: 8 * MIB,
+            call_timeout: None,
+            fuel_per_call: Some(7),
+            max_transfer_bytes: 2 * MIB,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse(&[]).expect("no flags").apply_limits(base.clone()),
+            base
+        );
+        let merged = parse(&["--max-memory", "16", "--timeout-ms", "5"])
+            .expect("flags")
+            .apply_limits(base.clone());
+        assert_eq!(merged.max_memory_bytes, 16 * MIB);
+        assert_eq!(merged.call_timeout, Some(Duration::from_millis(5)));
+        assert_eq!(merged.fuel_per_call, Some(7));
+        assert_eq!(merged.max_transfer_bytes, 2 * MIB);
+    }
+
+    #[test]
     fn the_cli_pool_elides_bounds_checks_only_where_they_fit() {
-        let args = parse(&[]).expect("defaults");
-        let unlimited = args.pooling_under(None);
+        let default_memory = Limits::default().max_memory_bytes;
+        let unlimited = pooling_under(default_memory, None);
         assert!(unlimited.elide_bounds_checks);
         assert_eq!(
             unlimited.reserved_address_space(),
             16 * ((4 << 30) + (32 << 20)) + (32 << 20)
         );
         // `ulimit -v 16000000` is in KiB.
-        let limited = args.pooling_under(Some(16_000_000 << 10));
+        let limited = pooling_under(default_memory, Some(16_000_000 << 10));
         assert!(!limited.elide_bounds_checks);
         assert_eq!(
             limited.reserved_address_space(),
             16 * (256 * MIB as u64 + 65536) + 65536
         );
-        let largest = parse(&["--max-memory", "4096"]).expect("largest");
-        assert!(largest.pooling_under(Some(1 << 40)).elide_bounds_checks);
+        assert!(pooling_under(4096 * MIB, Some(1 << 40)).elide_bounds_checks);
         // Nearby limits share one engine configuration, hence one compile-cache entry.
-        let nearby = parse(&["--max-memory", "200"]).expect("nearby");
         assert_eq!(
-            nearby.pooling_under(Some(1 << 30)).max_memory_bytes,
+            pooling_under(200 * MIB, Some(1 << 30)).max_memory_bytes,
             256 * MIB
         );
+        // `pooling` sizes from the flags' limit.
+        let args = parse(&["--max-memory", "1024"]).expect("flag");
+        assert_eq!(args.pooling().max_memory_bytes, 1024 * MIB);
     }
 }

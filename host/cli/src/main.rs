@@ -6,6 +6,7 @@ mod compile;
 mod engine_args;
 mod inspect;
 mod output;
+mod policy_args;
 mod preinit;
 mod publish;
 mod queue;

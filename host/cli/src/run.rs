@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::Args;
 use witplug::component::{is_core_module, read_wasm_file};
 use witplug::{
-    BuiltinWorld, Capabilities, CommandPlugin, DirGrant, Error, LoadedComponent, Plugin,
-    PluginOptions, Preview1Program, Stdio,
+    BuiltinWorld, CommandPlugin, Error, LoadedComponent, Plugin, PluginOptions, Preview1Program,
+    Stdio,
 };
 
 use crate::output::errln;
+use crate::policy_args::{PolicyArgs, Streams, USAGE_EXIT, is_usage_error};
 
 /// Exit status when the program trapped, hit a limit or its deadline, or failed otherwise
 /// once it had started (as `wasmtime run` does for a trap: 128 + SIGABRT).
@@ -30,7 +31,14 @@ const LOAD_FAILED_EXIT: u8 = 1;
 /// Defaults differ from `wasmtime run`'s: 256 MiB of linear memory and a 10 s deadline
 /// (`--max-memory`, `--timeout-ms`). The deadline is wall-clock time of the program's run,
 /// time it spends blocked (reading stdin, sleeping) included: a blocked program is stopped
-/// too.
+/// too. Its stdin, stdout and stderr are inherited unless `--stdin`/`--stdout`/`--stderr`
+/// or the policy file say otherwise.
+///
+/// `--policy FILE` reads grants and limits from a TOML file ([grants] dirs, env, stdin,
+/// stdout, stderr; [limits] max-memory-mib, timeout-ms, fuel, max-transfer-mib; see the
+/// README). Flags add to its grants (a guest path or variable in both is an error) and
+/// replace its limits. A command takes no plugin configuration: `--config` or [config]
+/// is refused.
 ///
 /// Exit status:
 ///   N     the program's own status: a component's `exit-with-code(N)` (WASI 0.2.12), or 0/1
@@ -39,12 +47,13 @@ const LOAD_FAILED_EXIT: u8 = 1;
 ///         `proc_exit(N)` (0..=125, what preview1 allows)
 ///   134   the program trapped, ran out of time, memory or fuel, or failed once started
 ///   1     witplug could not read, compile, link or grant it (nothing ran)
-///   2     bad command line
+///   2     bad command line, or a policy file that is not a valid policy
 ///
 /// Examples:
 ///   witplug run filetool.wasm --dir ./data::/data:ro -- count /data/notes.txt
 ///   witplug run app.wasm --env HOME --env MODE=fast -- --flag value
 ///   witplug run app.wasm --max-memory 64 --timeout-ms 2000
+///   witplug run app.wasm --policy app-policy.toml -- --flag value
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -52,13 +61,8 @@ pub struct RunArgs {
     #[arg(value_name = "FILE")]
     component: PathBuf,
 
-    /// Grant a host directory: HOST[::GUEST][:ro|:rw] (read-write unless `:ro`).
-    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
-    dirs: Vec<DirGrant>,
-
-    /// Grant an environment variable: NAME passes the host's value, NAME=VALUE sets one.
-    #[arg(long = "env", value_name = "NAME[=VALUE]")]
-    envs: Vec<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
 
     #[command(flatten)]
     engine: crate::engine_args::EngineArgs,
@@ -70,6 +74,7 @@ pub struct RunArgs {
 
 /// Why a run did not give the program's own exit status.
 enum Failure {
+    Usage(anyhow::Error),
     Load(anyhow::Error),
     Run(Error),
 }
@@ -98,6 +103,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Ok(code) => Ok(u8::try_from(code)
             .map(ExitCode::from)
             .unwrap_or(ExitCode::FAILURE)),
+        Err(Failure::Usage(error)) => {
+            errln!("witplug: {error:#}");
+            Ok(ExitCode::from(USAGE_EXIT))
+        }
         Err(Failure::Load(error)) => {
             errln!("witplug: {error:#}");
             Ok(ExitCode::from(LOAD_FAILED_EXIT))
@@ -116,21 +125,36 @@ async fn run_file(args: RunArgs) -> Result<i32, Failure> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut capabilities = Capabilities::none()
-        .args(std::iter::once(program).chain(args.args))
-        .stdin(Stdio::Inherit)
-        .stdout(Stdio::Inherit)
-        .stderr(Stdio::Inherit);
-    for grant in args.dirs {
-        capabilities = capabilities.dir(grant)?;
+    let inherited = Streams {
+        stdin: Stdio::Inherit,
+        stdout: Stdio::Inherit,
+        stderr: Stdio::Inherit,
+    };
+    let resolved = args
+        .policy
+        .resolve(&args.engine, None, inherited)
+        .map_err(|error| {
+            if is_usage_error(&error) {
+                Failure::Usage(error)
+            } else {
+                Failure::Load(error)
+            }
+        })?;
+    if let Some((key, _)) = resolved.config.entries().next() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "configuration `{key}` given: a wasi:cli command or preview1 program cannot read \
+             plugin configuration (--config, [config]); pass arguments after `--` or \
+             environment variables (--env)"
+        )));
     }
-    for spec in &args.envs {
-        capabilities = capabilities.env_spec(spec)?;
-    }
-    let runtime = args.engine.runtime()?;
+    let runtime = resolved.runtime(&args.engine)?;
     let options = PluginOptions::default()
-        .capabilities(capabilities)
-        .limits(args.engine.limits());
+        .capabilities(
+            resolved
+                .capabilities
+                .args(std::iter::once(program).chain(args.args)),
+        )
+        .limits(resolved.limits);
     crate::log_grants(&options);
     let bytes = read_wasm_file(&args.component).map_err(Error::from)?;
     if is_core_module(&bytes) {

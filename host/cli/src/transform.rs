@@ -30,7 +30,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use witplug::jsonl;
 use witplug::worlds::transform::Outcome;
-use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, TransformPlugin};
+use witplug::{Record, Stdio, TransformPlugin};
+
+use crate::policy_args::{Streams, USAGE_EXIT, is_usage_error};
 
 /// Transform JSON Lines records with a transform plugin; writes one JSON line per input line.
 ///
@@ -42,19 +44,25 @@ use witplug::{Capabilities, PluginConfig, PluginOptions, Record, Stdio, Transfor
 /// SIGINT/SIGTERM stop reading: every line already read is processed and written, then
 /// the summary, and the exit code is 130/143; input not yet read stays unread.
 ///
+/// The plugin gets no directory, no environment variable, a closed stdin and stdout (the
+/// records use them) and a captured stderr, unless granted with flags or `--policy FILE`
+/// (a TOML file: [grants], [config], [limits]; see the README). Flags add to the file's
+/// grants and configuration (a key given in both is an error) and replace its limits.
+/// A malformed policy file exits 2, as a bad flag does.
+///
 /// Examples:
 ///   witplug transform email-normalizer.wasm --input samples/records.jsonl
 ///   cat records.jsonl | witplug transform email-normalizer.wasm --config blocked-domains=mailinator.com
 ///   witplug transform rule.wasm --input big.jsonl --batch 1000 --max-memory 64 --timeout-ms 500
+///   witplug transform rule.wasm --policy rule-policy.toml --config email-field=mail
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 pub struct TransformArgs {
     /// The transform plugin (.wasm).
     component: PathBuf,
 
-    /// Plugin configuration entry (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
+    #[command(flatten)]
+    policy: crate::policy_args::PolicyArgs,
 
     /// Records per plugin call.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -237,16 +245,35 @@ enum Event {
 }
 
 pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
-    let mut config = PluginConfig::new();
-    for spec in &args.config {
-        config = config.set_spec(spec)?;
-    }
-    let runtime = args.engine.runtime()?;
     // stderr is captured so that a guest's panic message ends up in its failure line.
-    let options = PluginOptions::default()
-        .capabilities(Capabilities::none().stderr(Stdio::Capture))
-        .config(config)
-        .limits(args.engine.limits());
+    let defaults = Streams {
+        stdin: Stdio::Null,
+        stdout: Stdio::Null,
+        stderr: Stdio::Capture,
+    };
+    let resolved = match args.policy.resolve(&args.engine, None, defaults) {
+        Ok(resolved) => resolved,
+        Err(error) if is_usage_error(&error) => {
+            errln!("witplug: {error:#}");
+            return Ok(ExitCode::from(USAGE_EXIT));
+        }
+        Err(error) => return Err(error),
+    };
+    // The records come on stdin and go to stdout: a plugin must not take or add lines.
+    for (stream, setting) in [
+        ("stdin", resolved.streams.stdin),
+        ("stdout", resolved.streams.stdout),
+    ] {
+        if setting == Stdio::Inherit {
+            errln!(
+                "witplug: transform cannot let the plugin inherit {stream}: the records \
+                 pass through it (give `null` or, for stdout, `capture`)"
+            );
+            return Ok(ExitCode::from(USAGE_EXIT));
+        }
+    }
+    let runtime = resolved.runtime(&args.engine)?;
+    let options = resolved.options();
     crate::log_grants(&options);
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
 

@@ -17,6 +17,7 @@ use crate::component::{LoadedComponent, list_or_nothing};
 use crate::engine::Runtime;
 use crate::error::{Error, LoadError};
 use crate::limits::{Limits, StoreLimiter, within_call_timeout};
+use crate::policy::{Policy, PolicyError};
 use crate::state::{LogSink, PluginConfig, PluginState};
 
 /// The store of one instance.
@@ -104,6 +105,16 @@ impl PluginOptions {
     pub fn reuse(mut self, reuse: InstanceReuse) -> Self {
         self.reuse = reuse;
         self
+    }
+
+    /// Applies a policy file's settings: its directories, environment variables and
+    /// configuration are added to these options' (a guest path, variable or key given in
+    /// both is an error), its streams and limits replace these where it sets them.
+    pub fn policy(mut self, policy: &Policy) -> Result<Self, PolicyError> {
+        self.capabilities = policy.apply_grants(std::mem::take(&mut self.capabilities))?;
+        self.config = policy.apply_config(std::mem::take(&mut self.config))?;
+        self.limits = policy.apply_limits(std::mem::take(&mut self.limits));
+        Ok(self)
     }
 }
 

@@ -15,6 +15,7 @@ mod grants;
 mod hostile;
 mod load;
 mod loading;
+mod policy;
 mod preinit;
 mod preview1;
 mod run;
