@@ -1,17 +1,19 @@
 //! `witplug worker`: a transform plugin applied to every record of a JetStream stream.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
-use witplug::{Capabilities, PluginConfig, PluginOptions, Runtime, RuntimeConfig, Stdio};
+use witplug::Stdio;
 use witplug_nats::jetstream::{self as js, ConsumerSettings, JetStreamSink, JetStreamSource};
 use witplug_nats::{Metrics, Registry, TransformSlot, WorkerSettings, registry};
+
+use crate::output::errln;
+use crate::policy_args::{Streams, USAGE_EXIT, UsageError, is_usage_error};
 
 /// Apply a transform plugin to every record of a NATS JetStream stream.
 ///
@@ -61,10 +63,6 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "SUBJECT")]
     dropped: Option<String>,
 
-    /// Plugin configuration entry (repeatable).
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    config: Vec<String>,
-
     /// Inputs per plugin call [default: 64].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch: Option<u32>,
@@ -100,10 +98,14 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
 
-    /// Read these settings from a TOML file (keys are the flag names without `--`,
-    /// `config` a table); a flag given too overrides the file.
+    /// Read these settings from a TOML file: keys are the flag names without `--`, and a
+    /// `[policy]` table is a policy (as for --policy); a flag given too overrides the file.
     #[arg(long, value_name = "FILE")]
     config_file: Option<PathBuf>,
+
+    /// Grants, plugin configuration, stdio.
+    #[command(flatten)]
+    policy: crate::policy_args::PolicyArgs,
 
     #[command(flatten)]
     engine: crate::engine_args::EngineArgs,
@@ -120,8 +122,8 @@ struct WorkerFile {
     output: Option<String>,
     dead_letter: Option<String>,
     dropped: Option<String>,
-    #[serde(default)]
-    config: BTreeMap<String, String>,
+    /// The plugin's grants, configuration and limits: the `--policy` schema.
+    policy: Option<witplug::Policy>,
     batch: Option<u32>,
     concurrency: Option<u32>,
     max_deliver: Option<u32>,
@@ -133,9 +135,17 @@ struct WorkerFile {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<WorkerFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read worker config {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("worker config {}", path.display()))
+    let text = witplug::policy::read_toml_file(path)?;
+    let origin = path.display().to_string();
+    let mut file: WorkerFile = witplug::policy::parse_toml(&text, &origin)?;
+    // Relative host paths of the policy are relative to the file, as for --policy.
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    file.policy = file.policy.map(|policy| {
+        policy
+            .resolve_paths(base_dir)
+            .with_origin(&origin, Some("policy"))
+    });
+    Ok(file)
 }
 
 /// Flag if given, else file, else nothing.
@@ -146,7 +156,7 @@ fn pick<T>(flag: Option<T>, file: Option<T>) -> Option<T> {
 fn required(value: Option<String>, flag: &str) -> anyhow::Result<String> {
     match value {
         Some(value) if !value.is_empty() => Ok(value),
-        _ => bail!("missing --{flag} (or `{flag}` in --config-file)"),
+        _ => Err(UsageError(format!("missing --{flag} (or `{flag}` in --config-file)")).into()),
     }
 }
 
@@ -157,15 +167,26 @@ fn checked_range<T: PartialOrd + std::fmt::Display + Copy>(
     high: T,
 ) -> anyhow::Result<Option<T>> {
     match value {
-        Some(v) if v < low || v > high => {
-            bail!("`{key}` in --config-file: {v} is not in {low}..={high}")
-        }
+        Some(v) if v < low || v > high => Err(UsageError(format!(
+            "`{key}` in --config-file: {v} is not in {low}..={high}"
+        ))
+        .into()),
         other => Ok(other),
     }
 }
 
 pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config_file {
+    match serve(args).await {
+        Err(error) if is_usage_error(&error) => {
+            errln!("witplug: {error:#}");
+            Ok(ExitCode::from(USAGE_EXIT))
+        }
+        other => other,
+    }
+}
+
+async fn serve(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+    let mut file = match &args.config_file {
         Some(path) => read_file(path)?,
         None => WorkerFile::default(),
     };
@@ -189,28 +210,20 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let concurrency = pick(args.concurrency, file_concurrency).unwrap_or(cores);
     let batch = pick(args.batch, file_batch).unwrap_or(64);
 
-    let mut config = PluginConfig::new();
-    for (key, value) in &file.config {
-        config = config.set_spec(&format!("{key}={value}"))?;
-    }
-    for spec in &args.config {
-        config = config.set_spec(spec)?;
-    }
-
+    // stderr is captured so that a guest's panic message ends up in its dead letter.
+    let defaults = Streams {
+        stdin: Stdio::Null,
+        stdout: Stdio::Null,
+        stderr: Stdio::Capture,
+    };
+    let resolved = args
+        .policy
+        .resolve(&args.engine, file.policy.take(), defaults)?;
     // Every batch in flight holds an instance, a swap's type check one more.
-    let mut pooling = args.engine.pooling();
+    let mut pooling = resolved.pooling.clone();
     pooling.max_instances = pooling.max_instances.max(concurrency.saturating_mul(2) + 2);
-    let limits = args.engine.limits();
-    let runtime = Runtime::with_config(RuntimeConfig {
-        fuel_metering: limits.fuel_per_call.is_some(),
-        cache_dir: args.engine.cache_dir(),
-        pooling: Some(pooling),
-        ..RuntimeConfig::default()
-    })?;
-    let options = PluginOptions::default()
-        .capabilities(Capabilities::none().stderr(Stdio::Capture))
-        .config(config)
-        .limits(limits);
+    let runtime = args.engine.runtime_for(&resolved.limits, pooling)?;
+    let options = resolved.options();
     crate::log_grants(&options);
 
     let client = js::connect(&url).await?;
@@ -255,11 +268,7 @@ pub async fn run(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         ack_wait: Duration::from_millis(pick(args.ack_wait_ms, file_ack_wait).unwrap_or(30_000)),
         max_ack_pending: pick(args.max_ack_pending, file_pending).unwrap_or(10_000),
     };
-    // Enough buffered for every batch in flight and the next ones.
-    let prefetch = (batch as usize)
-        .saturating_mul(concurrency as usize)
-        .saturating_mul(2);
-    let source = JetStreamSource::open(&context, &settings, prefetch).await?;
+    let source = JetStreamSource::open(&context, &settings).await?;
     let limits = source.limits();
     let mut destinations = vec![("output", &output), ("dead-letter", &dead_letter)];
     if let Some(dropped) = &dropped {

@@ -57,19 +57,22 @@ impl ConsumerLimits {
 }
 
 /// The durable pull consumer as a [`Source`].
+///
+/// Inputs come from pull requests that each end on their own, a no-wait fetch or a wait
+/// of at most [`JetStreamSource::WAIT`] for one input: nothing is ever pulled for this
+/// worker that it will not take, so a worker that stops leaves no input stranded until
+/// its ack wait (an abandoned continuous pull would).
 pub struct JetStreamSource {
-    messages: pull::Stream,
+    consumer: jetstream::consumer::Consumer<pull::Config>,
     limits: ConsumerLimits,
 }
 
 impl JetStreamSource {
-    /// Opens (creating if missing) the durable consumer and starts pulling; up to
-    /// `prefetch` inputs are buffered ahead of the batches.
-    pub async fn open(
-        context: &Context,
-        settings: &ConsumerSettings,
-        prefetch: usize,
-    ) -> Result<Self, QueueError> {
+    /// How long an idle worker waits for an input per pull request.
+    pub const WAIT: Duration = Duration::from_millis(500);
+
+    /// Opens (creating if missing) the durable consumer.
+    pub async fn open(context: &Context, settings: &ConsumerSettings) -> Result<Self, QueueError> {
         let stream = context.get_stream(&settings.stream).await.map_err(|e| {
             QueueError::request(format!("input stream `{}` not found", settings.stream), e)
         })?;
@@ -108,13 +111,7 @@ impl JetStreamSource {
                 .unwrap_or(u64::MAX),
             ack_wait: info.config.ack_wait,
         };
-        let messages = consumer
-            .stream()
-            .max_messages_per_batch(prefetch.max(1))
-            .messages()
-            .await
-            .map_err(|e| QueueError::request("cannot start pulling inputs", e))?;
-        Ok(Self { messages, limits })
+        Ok(Self { consumer, limits })
     }
 
     pub fn limits(&self) -> ConsumerLimits {
@@ -152,38 +149,57 @@ impl JetStreamSource {
     }
 }
 
+impl JetStreamSource {
+    /// Whatever inputs are ready now, up to `max` (none if none are).
+    async fn ready(&self, max: usize) -> Result<Vec<Input<JetStreamAcker>>, QueueError> {
+        let messages = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .messages()
+            .await
+            .map_err(|e| QueueError::request("cannot pull inputs", e))?;
+        Ok(Self::collect(messages).await)
+    }
+
+    /// Takes every message of a pull request until the request ends.
+    async fn collect(mut messages: jetstream::consumer::pull::Batch) -> Vec<Input<JetStreamAcker>> {
+        let mut inputs = Vec::new();
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(message) => inputs.extend(Self::input(message)),
+                Err(error) => {
+                    tracing::warn!(%error, "pulling inputs");
+                    break;
+                }
+            }
+        }
+        inputs
+    }
+}
+
 impl Source for JetStreamSource {
     type Acker = JetStreamAcker;
 
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Input<JetStreamAcker>>, QueueError> {
-        let mut batch = Vec::new();
-        while batch.is_empty() {
-            match self.messages.next().await {
-                Some(Ok(message)) => batch.extend(Self::input(message)),
-                // Missed heartbeats, a reconnect: async-nats re-issues its pulls.
-                Some(Err(error)) => tracing::warn!(%error, "pulling inputs"),
-                None => return Err(QueueError::SourceClosed),
-            }
+        let ready = self.ready(max).await?;
+        if !ready.is_empty() {
+            return Ok(ready);
         }
-        while batch.len() < max {
-            match self.messages.next().now_or_never() {
-                Some(Some(Ok(message))) => batch.extend(Self::input(message)),
-                _ => break,
-            }
+        // Idle: wait for one input, then take whatever else came with it.
+        let waiting = self
+            .consumer
+            .batch()
+            .max_messages(1)
+            .expires(Self::WAIT)
+            .messages()
+            .await
+            .map_err(|e| QueueError::request("cannot pull inputs", e))?;
+        let mut batch = Self::collect(waiting).await;
+        if !batch.is_empty() && max > 1 {
+            batch.extend(self.ready(max - 1).await?);
         }
         Ok(batch)
-    }
-
-    async fn give_back(&mut self) {
-        let mut given = 0_usize;
-        while let Some(Some(Ok(message))) = self.messages.next().now_or_never() {
-            if message.ack_with(AckKind::Nak(None)).await.is_ok() {
-                given += 1;
-            }
-        }
-        if given > 0 {
-            tracing::info!(inputs = given, "handed back buffered inputs");
-        }
     }
 }
 

@@ -33,16 +33,14 @@ pub trait Acker: Send + Sync + 'static {
 pub trait Source: Send + 'static {
     type Acker: Acker;
 
-    /// Waits for at least one input, then returns it with whatever else is ready at once,
-    /// up to `max`. Cancel-safe: dropping the future loses no input.
+    /// Up to `max` inputs: those ready now, or else the first to come within a short wait
+    /// (and what came with it); none if none came. The worker never cancels it, so an
+    /// engine may leave a request open while it runs, and must not after it returns:
+    /// a worker that stops holds no input it did not start.
     fn next_batch(
         &mut self,
         max: usize,
     ) -> impl Future<Output = Result<Vec<Input<Self::Acker>>, QueueError>> + Send;
-
-    /// At shutdown: hands back the inputs received but not yet handed out, so that other
-    /// workers get them now rather than after the ack wait.
-    fn give_back(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// One message to publish.

@@ -44,8 +44,8 @@ pub struct WorkerSettings {
 /// A transform plugin that can be swapped while the worker runs.
 pub type TransformSlot = PluginSlot<TransformPlugin>;
 
-/// Runs until `shutdown` resolves (then stops taking inputs, hands back the buffered
-/// ones and finishes the batches in flight) or the source ends.
+/// Runs until `shutdown` resolves (then stops taking inputs and finishes the batches in
+/// flight) or the source fails.
 pub async fn run<S: Source, K: Sink>(
     mut source: S,
     sink: K,
@@ -67,14 +67,15 @@ pub async fn run<S: Source, K: Sink>(
                 Err(_) => break Ok(()),
             },
         };
-        let batch = tokio::select! {
-            biased;
-            () = &mut shutdown => break Ok(()),
-            batch = source.next_batch(settings.batch) => match batch {
-                Ok(batch) => batch,
-                Err(error) => break Err(error),
-            },
+        // Not raced against `shutdown`: it returns within a short wait, and a pull it
+        // left half-done would strand inputs until their ack wait.
+        let batch = match source.next_batch(settings.batch).await {
+            Ok(batch) => batch,
+            Err(error) => break Err(error),
         };
+        if batch.is_empty() {
+            continue;
+        }
         let plugin = slot.current();
         let (sink, settings, metrics) = (sink.clone(), Arc::clone(&settings), Arc::clone(&metrics));
         let span = tracing::info_span!(
@@ -95,7 +96,6 @@ pub async fn run<S: Source, K: Sink>(
             report_task_end(done);
         }
     };
-    source.give_back().await;
     while let Some(done) = in_flight.join_next().await {
         report_task_end(done);
     }

@@ -65,6 +65,8 @@ async fn swaps_under_concurrent_calls_fail_no_call() {
                     assert_eq!(kept.fields[0].value, text(&format!("user{i}@example.com")));
                 }
                 seen.push(current.version.digest.clone());
+                // A call that never waits never yields: let the swapper run.
+                tokio::task::yield_now().await;
             }
             seen
         });
