@@ -22,7 +22,14 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let paths = Paths::new();
     util::run_inherited(
         util::cargo()
-            .args(["build", "--release", "-p", "witplug-cli", "--bin", "witplug"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "witplug-cli",
+                "--bin",
+                "witplug",
+            ])
             .current_dir(&paths.root),
     )?;
     let mut cmd = util::cargo();

@@ -29,7 +29,10 @@ const GUESTS: [(&str, &str); 1] = [("go-email-normalizer", "describe()")];
 const SNAPSHOT_CRATES: [&str; 2] = ["wasmtime", "wasmtime-wizer"];
 
 /// The host sources that write a snapshot, relative to the workspace root.
-const SNAPSHOT_SOURCES: [&str; 2] = ["host/witplug/src/preinit.rs", "host/witplug/src/data_segments.rs"];
+const SNAPSHOT_SOURCES: [&str; 2] = [
+    "host/witplug/src/preinit.rs",
+    "host/witplug/src/data_segments.rs",
+];
 
 /// Pre-initialises every listed guest whose copy is not up to date. Runs after the Go
 /// guests are built.

@@ -7,8 +7,11 @@ mod engine_args;
 mod inspect;
 mod output;
 mod preinit;
+mod publish;
+mod queue;
 mod run;
 mod transform;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -40,11 +43,20 @@ enum Command {
     /// Pre-initialise a component: snapshot it after its start-up, so that its instances
     /// skip it.
     Preinit(preinit::PreinitArgs),
+    Worker(worker::WorkerArgs),
+    Publish(publish::PublishArgs),
+    /// Set up a pipeline's streams, send records, read what came out (NATS JetStream).
+    Queue(queue::QueueArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_filter = if cli.verbose { "debug" } else { "warn" };
+    // The NATS client's own debug lines (every protocol message) would drown ours.
+    let default_filter = if cli.verbose {
+        "debug,async_nats=info"
+    } else {
+        "warn"
+    };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
@@ -71,6 +83,9 @@ fn main() -> ExitCode {
             Command::Inspect(args) => inspect::run(args).await,
             Command::Compile(args) => compile::run(args),
             Command::Preinit(args) => preinit::run(args).await,
+            Command::Worker(args) => worker::run(args).await,
+            Command::Publish(args) => publish::run(args).await,
+            Command::Queue(args) => queue::run(args).await,
         }
     });
     match result {

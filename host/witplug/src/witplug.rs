@@ -9,6 +9,7 @@
 //! - Built-in worlds with typed APIs: [`TransformPlugin`], [`AggregatorPlugin`],
 //!   [`CommandPlugin`]; preview1 core-module programs: [`Preview1Program`]. Bring your own world by implementing [`World`] for its `bindgen!`
 //!   output.
+//! - [`PluginSlot`]: a plugin version that can be replaced while calls are in flight.
 //! - [`preinitialize`]: snapshot a component after its start-up, so that its instances
 //!   skip it (for Go guests; see [`preinit`] for what the snapshot freezes).
 //!
@@ -34,6 +35,7 @@ pub mod jsonl;
 pub mod limits;
 pub mod plugin;
 pub mod preinit;
+pub mod slot;
 pub mod state;
 pub mod worlds;
 
@@ -45,6 +47,7 @@ pub use error::{Error, GrantError, LoadError, error_chain};
 pub use limits::Limits;
 pub use plugin::{Instance, InstanceReuse, Plugin, PluginOptions, PluginStore, World};
 pub use preinit::{PreinitError, preinitialize};
+pub use slot::{PluginSlot, PluginVersion, Versioned, component_digest};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;

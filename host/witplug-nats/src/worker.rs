@@ -1,0 +1,416 @@
+//! The worker: inputs from a [`Source`] through the plugin in the slot, outputs to a
+//! [`Sink`], each input acked only once everything it produced is stored.
+//!
+//! A batch takes the plugin version in use when it starts and keeps it to the end (a swap
+//! applies to later batches). A batch whose call fails is retried record by record, so
+//! only the record at fault is held back; that record is delivered again after a delay
+//! until its last allowed delivery, when it is dead-lettered.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use witplug::worlds::transform::Outcome;
+use witplug::{PluginSlot, Record, TransformPlugin, Versioned};
+
+use crate::QueueError;
+use crate::contract::{self, DeadLetterKind};
+use crate::metrics::Metrics;
+use crate::seam::{Acker, Input, Output, Sink, Source};
+
+/// Where a worker publishes, and how it batches and retries.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    pub output_subject: String,
+    pub dead_letter_subject: String,
+    pub dropped_subject: Option<String>,
+    /// Inputs per plugin call.
+    pub batch: usize,
+    /// Batches in flight at once (each on its own instance).
+    pub concurrency: usize,
+    /// Deliveries after which a record the plugin keeps failing on is dead-lettered.
+    pub max_deliver: u64,
+    /// How long a record the plugin failed on waits before its next delivery.
+    pub retry_delay: Duration,
+    /// Larger inputs are dead-lettered as invalid without reaching the plugin.
+    pub max_record_bytes: usize,
+}
+
+/// A transform plugin that can be swapped while the worker runs.
+pub type TransformSlot = PluginSlot<TransformPlugin>;
+
+/// Runs until `shutdown` resolves (then stops taking inputs, hands back the buffered
+/// ones and finishes the batches in flight) or the source ends.
+pub async fn run<S: Source, K: Sink>(
+    mut source: S,
+    sink: K,
+    slot: Arc<TransformSlot>,
+    settings: WorkerSettings,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), QueueError> {
+    let settings = Arc::new(settings);
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    tokio::pin!(shutdown);
+    let result = loop {
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ok(()),
+            },
+        };
+        let batch = tokio::select! {
+            biased;
+            () = &mut shutdown => break Ok(()),
+            batch = source.next_batch(settings.batch) => match batch {
+                Ok(batch) => batch,
+                Err(error) => break Err(error),
+            },
+        };
+        let plugin = slot.current();
+        let (sink, settings, metrics) = (sink.clone(), Arc::clone(&settings), Arc::clone(&metrics));
+        let span = tracing::info_span!(
+            "batch",
+            first_seq = batch.first().map(|i| i.position.sequence),
+            last_seq = batch.last().map(|i| i.position.sequence),
+            inputs = batch.len(),
+            plugin = %plugin.version.digest,
+        );
+        in_flight.spawn(
+            async move {
+                handle_batch(batch, &plugin, &sink, &settings, &metrics).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
+        while let Some(done) = in_flight.try_join_next() {
+            report_task_end(done);
+        }
+    };
+    source.give_back().await;
+    while let Some(done) = in_flight.join_next().await {
+        report_task_end(done);
+    }
+    result
+}
+
+fn report_task_end(done: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = done {
+        // A panic in our own code: its inputs stay unacked and are delivered again.
+        tracing::error!(%error, "a batch task failed");
+    }
+}
+
+/// What becomes of one input.
+enum Disposition {
+    /// Publish these records (keep: one; split: each), then ack.
+    Outputs {
+        outcome: &'static str,
+        records: Vec<Record>,
+    },
+    Dropped(String),
+    DeadLetter {
+        kind: DeadLetterKind,
+        reason: String,
+        code: Option<String>,
+    },
+    /// The plugin failed on it alone; deliver it again later.
+    RetryLater(String),
+}
+
+async fn handle_batch<A: Acker, K: Sink>(
+    batch: Vec<Input<A>>,
+    plugin: &Versioned<TransformPlugin>,
+    sink: &K,
+    settings: &WorkerSettings,
+    metrics: &Metrics,
+) {
+    let started = Instant::now();
+    metrics.records_in.inc_by(batch.len() as u64);
+    let redelivered = batch.iter().filter(|i| i.position.deliveries > 1).count();
+    metrics.redeliveries.inc_by(redelivered as u64);
+
+    let decoded: Vec<Result<Record, String>> = batch
+        .iter()
+        .map(|input| contract::decode_record(&input.payload, settings.max_record_bytes))
+        .collect();
+    let dispositions = run_plugin(&batch, decoded, plugin, settings).await;
+
+    let settled = batch
+        .into_iter()
+        .zip(dispositions)
+        .map(|(input, disposition)| settle(input, disposition, plugin, sink, settings, metrics));
+    join_all(settled).await;
+    metrics
+        .batch_duration
+        .observe(started.elapsed().as_secs_f64());
+}
+
+/// Runs the valid records through the plugin: the whole batch in one call, or record by
+/// record when that call fails.
+async fn run_plugin<A>(
+    batch: &[Input<A>],
+    decoded: Vec<Result<Record, String>>,
+    plugin: &Versioned<TransformPlugin>,
+    settings: &WorkerSettings,
+) -> Vec<Disposition> {
+    let mut dispositions: Vec<Option<Disposition>> = Vec::with_capacity(decoded.len());
+    let mut records = Vec::new();
+    let mut record_slots = Vec::new();
+    for (slot, result) in decoded.into_iter().enumerate() {
+        match result {
+            Ok(record) => {
+                records.push(record);
+                record_slots.push(slot);
+                dispositions.push(None);
+            }
+            Err(reason) => dispositions.push(Some(Disposition::DeadLetter {
+                kind: DeadLetterKind::InvalidInput,
+                reason,
+                code: None,
+            })),
+        }
+    }
+    let outcomes: Vec<Result<Outcome, witplug::Error>> = if records.is_empty() {
+        Vec::new()
+    } else {
+        match plugin.plugin.process_batch(&records).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(error) if records.len() == 1 => vec![Err(error)],
+            Err(error) => {
+                tracing::warn!(error = %witplug::error_chain(&error), records = records.len(),
+                    "batch failed; retrying its records one by one");
+                let mut one_by_one = Vec::with_capacity(records.len());
+                for record in &records {
+                    let result = plugin
+                        .plugin
+                        .process_batch(std::slice::from_ref(record))
+                        .await
+                        .and_then(|mut outcomes| {
+                            outcomes.pop().ok_or_else(|| unreachable_empty(plugin))
+                        });
+                    one_by_one.push(result);
+                }
+                one_by_one
+            }
+        }
+    };
+    for (slot, outcome) in record_slots.into_iter().zip(outcomes) {
+        let deliveries = batch[slot].position.deliveries;
+        dispositions[slot] = Some(match outcome {
+            Ok(Outcome::Keep(record)) => Disposition::Outputs {
+                outcome: "keep",
+                records: vec![record],
+            },
+            Ok(Outcome::Split(records)) => Disposition::Outputs {
+                outcome: "split",
+                records,
+            },
+            Ok(Outcome::Drop(reason)) => Disposition::Dropped(reason),
+            Ok(Outcome::Error(error)) => Disposition::DeadLetter {
+                kind: DeadLetterKind::Error,
+                reason: error.message,
+                code: Some(error.code),
+            },
+            Err(error) => {
+                let reason = witplug::error_chain(&error);
+                if deliveries >= settings.max_deliver {
+                    Disposition::DeadLetter {
+                        kind: DeadLetterKind::PluginFailure,
+                        reason,
+                        code: None,
+                    }
+                } else {
+                    Disposition::RetryLater(reason)
+                }
+            }
+        });
+    }
+    dispositions
+        .into_iter()
+        .map(|d| {
+            d.unwrap_or(Disposition::RetryLater(
+                "no outcome for the record (internal error)".to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// `process_batch` checks one outcome per record, so a one-record call never returns none.
+fn unreachable_empty(plugin: &Versioned<TransformPlugin>) -> witplug::Error {
+    witplug::Error::Contract {
+        plugin: plugin.plugin.name().to_owned(),
+        export: "witplug:plugin/transformer#process-batch".to_owned(),
+        message: "returned no outcome for one record".to_owned(),
+    }
+}
+
+/// Publishes what `input` produced, waits for the server to store all of it, then acks
+/// (or asks for a later redelivery). Never loses the input: on any failure it is left to
+/// be delivered again.
+async fn settle<A: Acker, K: Sink>(
+    input: Input<A>,
+    disposition: Disposition,
+    plugin: &Versioned<TransformPlugin>,
+    sink: &K,
+    settings: &WorkerSettings,
+    metrics: &Metrics,
+) {
+    let Input {
+        payload,
+        headers,
+        position,
+        acker,
+    } = input;
+    let provenance = contract::provenance(&position, &plugin.version);
+    let mut disposition = disposition;
+    // An output the server would refuse dead-letters its input instead, before any of
+    // its outputs is published.
+    if let Disposition::Outputs { records, .. } = &disposition {
+        let limit = sink.max_message_bytes();
+        if let Some((index, size)) = records
+            .iter()
+            .map(|r| contract::encode_record(r).len())
+            .enumerate()
+            .find(|(_, size)| size + 1024 > limit)
+        {
+            disposition = Disposition::DeadLetter {
+                kind: DeadLetterKind::OutputTooLarge,
+                reason: format!(
+                    "output record {index} is {size} bytes; the server takes at most {limit} per message"
+                ),
+                code: None,
+            };
+        }
+    }
+    let outputs: Vec<Output> = match disposition {
+        Disposition::RetryLater(reason) => {
+            metrics.record_outcome("plugin-failure");
+            tracing::warn!(seq = position.sequence, deliveries = position.deliveries,
+                error = %reason, "plugin failed on a record; it will be delivered again");
+            if let Err(error) = acker.retry_later(settings.retry_delay).await {
+                tracing::warn!(%error, "nak failed; the input comes back after its ack wait");
+            }
+            return;
+        }
+        Disposition::Outputs { outcome, records } => {
+            metrics.record_outcome(outcome);
+            records
+                .iter()
+                .enumerate()
+                .map(|(index, record)| {
+                    let mut headers = provenance.clone();
+                    headers.push((contract::OUTCOME.to_owned(), outcome.to_owned()));
+                    Output {
+                        subject: settings.output_subject.clone(),
+                        id: contract::output_id(&position, index),
+                        headers,
+                        payload: Bytes::from(contract::encode_record(record)),
+                    }
+                })
+                .collect()
+        }
+        Disposition::Dropped(reason) => {
+            metrics.record_outcome("drop");
+            match &settings.dropped_subject {
+                None => Vec::new(),
+                Some(subject) => {
+                    let mut headers = contract::forwarded_headers(&headers);
+                    headers.extend(provenance);
+                    headers.push((
+                        contract::DROP_REASON.to_owned(),
+                        contract::header_text(&reason),
+                    ));
+                    headers.push((
+                        contract::DELIVERIES.to_owned(),
+                        position.deliveries.to_string(),
+                    ));
+                    vec![Output {
+                        subject: subject.clone(),
+                        id: contract::dropped_id(&position),
+                        headers,
+                        payload: payload.clone(),
+                    }]
+                }
+            }
+        }
+        Disposition::DeadLetter { kind, reason, code } => {
+            metrics.record_outcome(match kind {
+                DeadLetterKind::InvalidInput => "invalid-input",
+                DeadLetterKind::Error => "error",
+                DeadLetterKind::PluginFailure | DeadLetterKind::OutputTooLarge => "plugin-failure",
+            });
+            let mut headers = contract::forwarded_headers(&headers);
+            headers.extend(provenance);
+            headers.push((contract::ERROR_KIND.to_owned(), kind.as_str().to_owned()));
+            headers.push((contract::ERROR.to_owned(), contract::header_text(&reason)));
+            if let Some(code) = code {
+                headers.push((
+                    contract::ERROR_CODE.to_owned(),
+                    contract::header_text(&code),
+                ));
+            }
+            headers.push((
+                contract::DELIVERIES.to_owned(),
+                position.deliveries.to_string(),
+            ));
+            vec![Output {
+                subject: settings.dead_letter_subject.clone(),
+                id: contract::dead_letter_id(&position),
+                headers,
+                payload: payload.clone(),
+            }]
+        }
+    };
+    let dead_letters = outputs
+        .iter()
+        .filter(|o| o.subject == settings.dead_letter_subject)
+        .count() as u64;
+    let records_out = outputs
+        .iter()
+        .filter(|o| o.subject == settings.output_subject)
+        .count() as u64;
+    match publish_all(sink, outputs).await {
+        Ok(duplicates) => {
+            metrics.duplicates.inc_by(duplicates);
+            metrics.output_messages.inc_by(records_out);
+            metrics.dead_lettered.inc_by(dead_letters);
+            if let Err(error) = acker.ack().await {
+                // Its outputs are stored; the redelivery republishes the same ids, which
+                // the duplicate window drops.
+                tracing::warn!(%error, "ack failed; the input will be delivered again");
+            }
+        }
+        Err(error) => {
+            metrics.publish_failures.inc();
+            tracing::warn!(%error, seq = position.sequence, "outputs not stored; the input will be delivered again");
+            if let Err(error) = acker.retry_later(settings.retry_delay).await {
+                tracing::warn!(%error, "nak failed; the input comes back after its ack wait");
+            }
+        }
+    }
+}
+
+/// Publishes every output, then waits for every receipt; returns how many the server
+/// already had.
+async fn publish_all<K: Sink>(sink: &K, outputs: Vec<Output>) -> Result<u64, QueueError> {
+    let mut receipts = Vec::with_capacity(outputs.len());
+    for output in outputs {
+        receipts.push(sink.publish(output).await?);
+    }
+    let mut duplicates = 0;
+    for receipt in join_all(receipts).await {
+        if receipt?.duplicate {
+            duplicates += 1;
+        }
+    }
+    Ok(duplicates)
+}
