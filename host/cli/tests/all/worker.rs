@@ -833,24 +833,35 @@ async fn bad_messages_are_dead_lettered_with_a_reason() {
     stop_all(std::slice::from_mut(&mut worker)).await;
 }
 
+/// After SIGTERM, exit 0 and every input is accounted for once: the ones the worker
+/// finished are complete and acked, the ones it had fetched but not started are given back.
+///
+/// JetStream's `num_ack_pending` counts a nak'ed input too (until it is delivered again),
+/// so "given back" is told from "abandoned" by when the input comes back: at once for a
+/// nak, only after the ack wait (long here) for an input the worker just dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_batches_and_exits_zero() {
     const RECORDS: usize = 3000;
+    const ACK_WAIT: Duration = Duration::from_secs(120);
     let normalizer = guest_path("rust-email-normalizer");
     let payloads = mixed_payloads(0..RECORDS);
     let outcomes = transform_outcomes(&normalizer, &CONFIG, &payloads);
     let server = NatsServer::start();
     let nats = server.connect().await;
-    nats.create_pipeline_streams().await;
+    // The window must cover ack wait x max deliver (4).
+    for spec in [INPUT, OUTPUT, DEAD_LETTER, DROPPED] {
+        nats.create_stream(spec, ACK_WAIT * 5).await;
+    }
     let scratch = tempfile::tempdir().expect("tempdir");
-    // The default ack wait (30 s): anything neither acked nor given back would still be
-    // ack-pending long after the worker has gone.
+    let ack_wait_ms = ACK_WAIT.as_millis().to_string();
     let spawn = |label: &str, addr: &str| {
         let mut flags = vec![
             "--dropped",
             DROPPED.subject,
             "--batch",
             "64",
+            "--ack-wait-ms",
+            &ack_wait_ms,
             "--metrics",
             addr,
         ];
@@ -879,24 +890,10 @@ async fn sigterm_finishes_in_flight_batches_and_exits_zero() {
     inputs.extend(publisher.await.expect("publisher task"));
     let mut expected = Expected::default();
     expected.add(&inputs, &outcomes);
+    let info = nats.consumer_info(CONSUMER).await;
 
-    // Well within the ack wait: nothing fetched is left hanging.
-    let info = wait_until(
-        "no ack pending after the worker's exit",
-        Duration::from_secs(5),
-        async || {
-            let info = nats.consumer_info(CONSUMER).await;
-            if info.num_ack_pending == 0 {
-                Ok(info)
-            } else {
-                Err(format!("{} ack pending", info.num_ack_pending))
-            }
-        },
-    )
-    .await;
-
-    // Every input the worker finished is complete (all outputs of a split), once, and
-    // acked; the others are untouched.
+    // Every input the worker finished is complete (all outputs of a split) and once, and
+    // everything it acked is among them.
     let outputs = nats.read_stream(OUTPUT.name).await;
     let dead = nats.read_stream(DEAD_LETTER.name).await;
     let dropped = nats.read_stream(DROPPED.name).await;
@@ -908,7 +905,7 @@ async fn sigterm_finishes_in_flight_batches_and_exits_zero() {
         .collect();
     assert!(
         !done.is_empty() && done.len() < RECORDS,
-        "{} of {RECORDS} done",
+        "{} of {RECORDS} done: SIGTERM came too late to test anything",
         done.len()
     );
     let finished = Expected {
@@ -934,23 +931,34 @@ async fn sigterm_finishes_in_flight_batches_and_exits_zero() {
     check_outputs(&outputs, &finished);
     check_dead_letters(&dead, &inputs, &finished);
     check_dropped(&dropped, &inputs, &finished);
-    assert!(
-        info.ack_floor.stream_sequence <= *done.last().expect("done"),
-        "acked beyond what was done: {info:?}"
-    );
     for seq in 1..=info.ack_floor.stream_sequence {
         assert!(done.contains(&seq), "input {seq} acked but not done");
     }
 
     // A second worker does the rest, and only the rest: what the first finished is not
-    // delivered again, what it gave back is.
+    // delivered again, and what it had fetched comes back now, not after the ack wait.
     let addr = format!("127.0.0.1:{}", free_port());
     let mut second = spawn("second", &addr);
     let last = inputs.last().expect("inputs").seq;
-    nats.wait_until_drained(
-        std::slice::from_mut(&mut second),
-        last,
-        Duration::from_secs(120),
+    wait_until(
+        "the inputs the first worker did not finish to reach the second",
+        ACK_WAIT / 2,
+        async || {
+            second.assert_running();
+            let info = nats.consumer_info(CONSUMER).await;
+            if info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.ack_floor.stream_sequence >= last
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} pending, {} ack pending: inputs fetched by the first worker and neither \
+                     acked nor given back wait out the {ACK_WAIT:?} ack wait",
+                    info.num_pending, info.num_ack_pending
+                ))
+            }
+        },
     )
     .await;
     check_outputs(&nats.read_stream(OUTPUT.name).await, &expected);
@@ -960,23 +968,22 @@ async fn sigterm_finishes_in_flight_batches_and_exits_zero() {
         &expected,
     );
     check_dropped(&nats.read_stream(DROPPED.name).await, &inputs, &expected);
+    let rest = (RECORDS - done.len()) as f64;
     let samples = wait_until(
-        "the second worker's metrics",
+        "the second worker's counters",
         Duration::from_secs(10),
         async || {
             let samples = scrape_worker(&addr).await?;
-            let seen = metric(&samples, "witplug_records_in_total", &[]).unwrap_or(0.0);
-            if seen >= (RECORDS - done.len()) as f64 {
-                Ok(samples)
-            } else {
-                Err(format!("witplug_records_in_total {seen}"))
+            match metric(&samples, "witplug_records_in_total", &[]) {
+                Some(n) if n >= rest => Ok(samples),
+                other => Err(format!("witplug_records_in_total {other:?}")),
             }
         },
     )
     .await;
     assert_eq!(
         metric(&samples, "witplug_records_in_total", &[]),
-        Some((RECORDS - done.len()) as f64),
+        Some(rest),
         "the second worker should get exactly the inputs the first did not finish"
     );
     assert_eq!(metric(&samples, "witplug_duplicates_total", &[]), Some(0.0));
@@ -1084,6 +1091,65 @@ async fn startup_refuses_a_missing_output_stream_or_a_short_duplicate_window() {
     )
     .await;
     assert_eq!(nats.stream_len(exact.name).await, 1);
+    stop_all(std::slice::from_mut(&mut worker)).await;
+}
+
+/// A worker that refuses to start must not hold inputs meanwhile: an input it pulled
+/// before its checks failed would wait out the ack wait before any good worker gets it.
+/// (The contract asks for exit 1 and nothing lost; this asks that nothing be delayed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_refused_at_startup_holds_no_input() {
+    const ACK_WAIT: Duration = Duration::from_secs(60);
+    let normalizer = guest_path("rust-email-normalizer");
+    let server = NatsServer::start();
+    let nats = server.connect().await;
+    for spec in [INPUT, DEAD_LETTER] {
+        nats.create_stream(spec, ACK_WAIT * 5).await;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let payloads: Vec<Vec<u8>> = (0..20)
+        .map(|i| {
+            format!(r#"{{"key":"k{i}","fields":{{"email":"K{i}@Example.org"}}}}"#).into_bytes()
+        })
+        .collect();
+    let inputs = nats.publish_inputs(&payloads).await;
+    let ack_wait_ms = ACK_WAIT.as_millis().to_string();
+    let args = worker_args(
+        &path_text(&normalizer),
+        &server,
+        scratch.path(),
+        &["--ack-wait-ms", &ack_wait_ms],
+    );
+    // No stream captures the output subject yet.
+    let mut refused = Worker::spawn("refused", &args, scratch.path());
+    let status = refused.wait(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(1), "{}", refused.stderr());
+
+    nats.create_stream(OUTPUT, ACK_WAIT * 5).await;
+    let mut worker = Worker::spawn("good", &args, scratch.path());
+    let last = inputs.last().expect("inputs").seq;
+    wait_until(
+        "every input to reach the good worker",
+        ACK_WAIT / 2,
+        async || {
+            worker.assert_running();
+            let info = nats.consumer_info(CONSUMER).await;
+            if info.num_pending == 0
+                && info.num_ack_pending == 0
+                && info.ack_floor.stream_sequence >= last
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} pending, {} ack pending: inputs the refused worker pulled wait out the \
+                     {ACK_WAIT:?} ack wait",
+                    info.num_pending, info.num_ack_pending
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(nats.stream_len(OUTPUT.name).await, 20);
     stop_all(std::slice::from_mut(&mut worker)).await;
 }
 

@@ -578,7 +578,7 @@ impl Worker {
     }
 
     /// The end of its stderr, for failure messages (a long run logs a lot).
-    fn stderr_tail(&self) -> String {
+    pub fn stderr_tail(&self) -> String {
         let all = self.stderr();
         let start = all.len().saturating_sub(4000);
         let start = (start..all.len())
