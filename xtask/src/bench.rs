@@ -13,7 +13,9 @@ use crate::util::{self, Paths};
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
     /// Only the benchmark groups whose name contains this (instantiate, calls,
-    /// throughput, compile); BENCHMARKS.md is only written for a full run.
+    /// throughput, compile); BENCHMARKS.md is only written for a full run. `queue` runs
+    /// the pipeline benchmark on a real nats-server instead (`host/cli/benches/queue.rs`)
+    /// and writes its own section of BENCHMARKS.md.
     filter: Option<String>,
 }
 
@@ -32,6 +34,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             ])
             .current_dir(&paths.root),
     )?;
+    if args.filter.as_deref() == Some("queue") {
+        return queue(&paths);
+    }
     let mut cmd = util::cargo();
     cmd.args(["bench", "-p", "witplug", "--bench", "witplug", "--"])
         .args(args.filter.iter())
@@ -52,6 +57,60 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         std::fs::write(&path, report).context("writing BENCHMARKS.md")?;
         eprintln!("wrote BENCHMARKS.md");
     }
+    Ok(())
+}
+
+/// Where the queue benchmark's section starts and ends in BENCHMARKS.md (after the
+/// hand-written part, which a full run keeps).
+const QUEUE_START: &str = "<!-- queue benchmark: written by `cargo xtask bench queue` -->";
+const QUEUE_END: &str = "<!-- end of queue benchmark -->";
+
+fn queue(paths: &Paths) -> anyhow::Result<()> {
+    let mut cmd = util::cargo();
+    cmd.args(["bench", "-p", "witplug-cli", "--bench", "queue"])
+        .current_dir(&paths.root)
+        .stderr(std::process::Stdio::inherit());
+    let output = util::run_captured(&mut cmd).context("the queue benchmark failed")?;
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    println!("{table}");
+    let mut section = String::new();
+    writeln!(section, "{QUEUE_START}")?;
+    writeln!(
+        section,
+        "## Records pipeline on NATS JetStream
+"
+    )?;
+    writeln!(
+        section,
+        "Harness: `host/cli/benches/queue.rs`, one nats-server 2.15 (file store) on the same machine, every row in the same run."
+    )?;
+    writeln!(
+        section,
+        "- date: {}",
+        util::run_captured(std::process::Command::new("date").arg("-u"))
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    )?;
+    writeln!(section, "- machine: {}", machine())?;
+    writeln!(
+        section,
+        "- command: `cargo xtask bench queue`
+"
+    )?;
+    section.push_str(&table);
+    writeln!(section, "{QUEUE_END}")?;
+    let path = paths.root.join("BENCHMARKS.md");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let report = match (previous.find(QUEUE_START), previous.find(QUEUE_END)) {
+        (Some(start), Some(end)) if start < end => format!(
+            "{}{section}{}",
+            &previous[..start],
+            &previous[end + QUEUE_END.len()..].trim_start_matches('\n')
+        ),
+        _ => format!("{}\n{section}", previous.trim_end()),
+    };
+    std::fs::write(&path, report).context("writing BENCHMARKS.md")?;
+    eprintln!("wrote the queue section of BENCHMARKS.md");
     Ok(())
 }
 

@@ -24,4 +24,5 @@ mod slot;
 mod transform;
 mod transform_cli;
 mod worker;
+mod worker_config;
 mod worlds;

@@ -1,0 +1,218 @@
+//! `witplug worker --config-file` and `witplug queue`, on a real nats-server.
+
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::common::guest_path;
+use crate::nats::{
+    CONSUMER, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes, witplug,
+};
+
+fn payloads() -> Vec<Vec<u8>> {
+    (0..60)
+        .map(|i| {
+            let email = match i % 3 {
+                0 => format!(" U{i}@Example.org "),
+                1 => format!("u{i}@blocked.example"),
+                _ => format!("a{i}@one.org; b{i}@blocked.example"),
+            };
+            format!(r#"{{"key":"k{i}","fields":{{"email":"{email}"}}}}"#).into_bytes()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_runs_the_pipeline_with_its_policy_and_a_flag_wins() {
+    let plugin = guest_path("rust-email-normalizer");
+    let payloads = payloads();
+    // The rule as `transform` applies it with the same configuration.
+    let outcomes = transform_outcomes(
+        &plugin,
+        &["--config", "blocked-domains=blocked.example"],
+        &payloads,
+    );
+    let mut expected: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| match o["outcome"].as_str() {
+            Some("keep") => vec![o["record"].to_string()],
+            Some("split") => o["records"]
+                .as_array()
+                .expect("records")
+                .iter()
+                .map(Json::to_string)
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    expected.sort();
+    assert!(expected.len() >= 20, "the mix keeps and splits records");
+
+    let server = NatsServer::start();
+    let nats = server.connect().await;
+    nats.create_pipeline_streams().await;
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = scratch.path().join("worker.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"plugin = "{plugin}"
+nats = "{url}"
+input = "{input}"
+consumer = "{consumer}"
+output = "{output}"
+dead-letter = "no.such.subject"
+batch = 8
+concurrency = 1
+
+[policy.config]
+blocked-domains = "blocked.example"
+"#,
+            plugin = plugin.display(),
+            url = server.url(),
+            input = INPUT.name,
+            consumer = CONSUMER,
+            output = OUTPUT.subject,
+        ),
+    )
+    .expect("config file");
+    let inputs = nats.publish_inputs(&payloads).await;
+    // The flag replaces the file's dead-letter subject (which no stream stores: the
+    // worker would refuse to start with it).
+    let args: Vec<String> = [
+        "worker",
+        "--config-file",
+        file.to_str().expect("utf-8"),
+        "--dead-letter",
+        DEAD_LETTER.subject,
+        "--cache-dir",
+        scratch.path().join("cache").to_str().expect("utf-8"),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut worker = Worker::spawn("worker", &args, scratch.path());
+    let last = inputs.last().expect("inputs").seq;
+    nats.wait_until_drained(
+        std::slice::from_mut(&mut worker),
+        last,
+        Duration::from_secs(60),
+    )
+    .await;
+    let mut got: Vec<String> = nats
+        .read_stream(OUTPUT.name)
+        .await
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Json>(&m.payload_text())
+                .expect("JSON record")
+                .to_string()
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "outputs differ from `transform`'s with the same config"
+    );
+    worker.sigterm();
+    assert!(worker.wait(Duration::from_secs(20)).await.success());
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_key() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    for (text, named) in [
+        ("inptu = \"records\"\n", "inptu"),
+        ("batch = 0\n", "batch"),
+        ("batch = \"many\"\n", "batch"),
+        ("[policy.limits]\nfuel = 0\n", "fuel"),
+        ("[policy]\ngrants = { dirs = [\"/tmp::data\"] }\n", "dirs"),
+    ] {
+        let file = scratch.path().join("worker.toml");
+        std::fs::write(&file, text).expect("file");
+        let out = witplug(&["worker", "--config-file", file.to_str().expect("utf-8")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(named),
+            "{text:?} should name `{named}`: {stderr}"
+        );
+    }
+    // A setting that is missing everywhere is named too.
+    let file = scratch.path().join("worker.toml");
+    std::fs::write(&file, "input = \"records\"\n").expect("file");
+    let out = witplug(&[
+        "worker",
+        "x.wasm",
+        "--config-file",
+        file.to_str().expect("utf-8"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--consumer"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_setup_send_and_read_round_trip() {
+    let server = NatsServer::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let url = server.url().to_owned();
+    let setup = ["queue", "--nats", &url, "setup", "--stream", "A:a.in"];
+    let out = witplug(&setup);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("created stream A"));
+    // Again: the stream is kept as it is.
+    let out = witplug(&setup);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("exists"));
+
+    let file = scratch.path().join("in.jsonl");
+    std::fs::write(&file, b"{\"key\":\"1\"}\r\n\nnot json\n\xff\n").expect("file");
+    let out = witplug(&[
+        "queue",
+        "--nats",
+        &url,
+        "send",
+        "--subject",
+        "a.in",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+
+    let out = witplug(&[
+        "queue",
+        "--nats",
+        &url,
+        "read",
+        "--stream",
+        "A",
+        "--wait-ms",
+        "500",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Json> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["payload"], "{\"key\":\"1\"}");
+    assert_eq!(lines[1]["payload"], "not json");
+    // Not UTF-8: given in base64, byte for byte.
+    assert_eq!(lines[2]["payload"], Json::Null);
+    assert_eq!(lines[2]["payload_base64"], "/w==");
+    assert_eq!(lines[2]["seq"], 3);
+
+    let out = witplug(&["queue", "--nats", &url, "setup", "--stream", "nosubject"]);
+    assert_eq!(out.status.code(), Some(2));
+}
