@@ -23,6 +23,8 @@ pub const ERROR: &str = "Witplug-Error";
 pub const ERROR_CODE: &str = "Witplug-Error-Code";
 pub const DELIVERIES: &str = "Witplug-Deliveries";
 pub const DROP_REASON: &str = "Witplug-Drop-Reason";
+/// On a dead letter or drop notice sent without the input's payload (it would not fit).
+pub const PAYLOAD_OMITTED: &str = "Witplug-Payload-Omitted";
 /// JetStream's de-duplication header.
 pub const MSG_ID: &str = "Nats-Msg-Id";
 

@@ -57,10 +57,14 @@ impl Metrics {
         let swaps = Counter::default();
         let swaps_refused = Counter::default();
         // The client library adds `_total` to counter names.
-        registry.register("witplug_records_in", "Inputs received", records_in.clone());
+        registry.register(
+            "witplug_records_in",
+            "Inputs received (each delivery counts)",
+            records_in.clone(),
+        );
         registry.register(
             "witplug_records",
-            "Inputs handled, by outcome",
+            "Inputs handled, by outcome (each delivery counts)",
             records.clone(),
         );
         registry.register(

@@ -370,6 +370,7 @@ async fn settle<A: Acker, K: Sink>(
             }]
         }
     };
+    let outputs = fit_notices(outputs, settings, sink.max_message_bytes(), &position);
     let dead_letters = outputs
         .iter()
         .filter(|o| o.subject == settings.dead_letter_subject)
@@ -399,6 +400,45 @@ async fn settle<A: Acker, K: Sink>(
     }
 }
 
+/// A dead letter or drop notice carries the input's payload and headers; an input close to
+/// the server's message limit would not fit with ours added. Such a notice goes without
+/// the payload (it is still in the input stream, at the sequence the headers name) and
+/// says so, rather than failing forever.
+fn fit_notices(
+    outputs: Vec<Output>,
+    settings: &WorkerSettings,
+    limit: usize,
+    position: &crate::contract::Position,
+) -> Vec<Output> {
+    outputs
+        .into_iter()
+        .map(|mut output| {
+            if output.subject == settings.output_subject {
+                return output;
+            }
+            let headers: usize = output
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len() + 4)
+                .sum();
+            // Room for the message id and the protocol's own header lines.
+            if output.payload.len() + headers + 512 > limit {
+                output.headers.push((
+                    contract::PAYLOAD_OMITTED.to_owned(),
+                    format!(
+                        "{} bytes; the input is in stream {} at sequence {}",
+                        output.payload.len(),
+                        position.stream,
+                        position.sequence
+                    ),
+                ));
+                output.payload = Bytes::new();
+            }
+            output
+        })
+        .collect()
+}
+
 /// Publishes every output, then waits for every receipt; returns how many the server
 /// already had.
 async fn publish_all<K: Sink>(sink: &K, outputs: Vec<Output>) -> Result<u64, QueueError> {
@@ -413,4 +453,65 @@ async fn publish_all<K: Sink>(sink: &K, outputs: Vec<Output>) -> Result<u64, Que
         }
     }
     Ok(duplicates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Position;
+
+    fn settings() -> WorkerSettings {
+        WorkerSettings {
+            output_subject: "out".into(),
+            dead_letter_subject: "dead".into(),
+            dropped_subject: None,
+            batch: 1,
+            concurrency: 1,
+            max_deliver: 1,
+            retry_delay: Duration::ZERO,
+            max_record_bytes: 1 << 20,
+        }
+    }
+
+    fn output(subject: &str, payload: usize) -> Output {
+        Output {
+            subject: subject.into(),
+            id: "id".into(),
+            headers: vec![("Witplug-Error".into(), "x".repeat(100))],
+            payload: Bytes::from(vec![b'a'; payload]),
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_too_large_for_the_server_goes_without_its_payload() {
+        let position = Position {
+            stream: "records".into(),
+            sequence: 7,
+            deliveries: 1,
+        };
+        let limit = 10_000;
+        let fitted = fit_notices(
+            vec![
+                output("dead", 9_900),
+                output("dead", 100),
+                output("out", 9_900),
+            ],
+            &settings(),
+            limit,
+            &position,
+        );
+        assert!(fitted[0].payload.is_empty());
+        let omitted = fitted[0]
+            .headers
+            .iter()
+            .find(|(name, _)| name == contract::PAYLOAD_OMITTED)
+            .map(|(_, value)| value.as_str());
+        assert_eq!(
+            omitted,
+            Some("9900 bytes; the input is in stream records at sequence 7")
+        );
+        // A notice that fits keeps its payload; outputs are checked before (whole records).
+        assert_eq!(fitted[1].payload.len(), 100);
+        assert_eq!(fitted[2].payload.len(), 9_900);
+    }
 }
