@@ -9,6 +9,7 @@
 //! 2; `witplug transform` on the same records as a file; then the latency from publish to
 //! output at a steady rate below saturation. Prints a Markdown table on stdout.
 
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -297,7 +298,11 @@ async fn native_consumer(context: &Context, tag: &str, concurrency: usize) -> Du
                         );
                     }
                 }
-                for receipt in futures_util::future::join_all(receipts).await {
+                for receipt in futures_util::future::join_all(
+                    receipts.into_iter().map(IntoFuture::into_future),
+                )
+                .await
+                {
                     receipt.expect("stored");
                 }
                 futures_util::future::join_all(inputs.iter().map(|m| m.double_ack())).await;
