@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: builds the guests and the release CLI (the process-per-record
-//! baseline), runs the benchmark harness (`host/benches/witplug.rs`) and writes its table
+//! baseline), runs the benchmark harness (`host/witplug/benches/witplug.rs`) and writes its table
 //! to BENCHMARKS.md with the machine, the date and the command.
 
 use std::fmt::Write as _;
@@ -122,7 +122,7 @@ fn report(table: &str) -> anyhow::Result<String> {
     writeln!(out, "# Benchmarks\n")?;
     writeln!(
         out,
-        "Written by `cargo xtask bench` (harness: `host/benches/witplug.rs`)."
+        "Written by `cargo xtask bench` (harness: `host/witplug/benches/witplug.rs`)."
     )?;
     writeln!(
         out,

@@ -3,7 +3,7 @@
 //! from a snapshot taken after the Go runtime's start-up instead of running it again.
 //!
 //! Only guests that do not depend on what the snapshot freezes are listed (see
-//! `host/src/preinit.rs`): no environment, no files, no stdout/stderr.
+//! `host/witplug/src/preinit.rs`): no environment, no files, no stdout/stderr.
 //!
 //! Like the Go guests, each output has a stamp next to it: a hash of the input component,
 //! the init call and the snapshotting code's version, and of the output.

@@ -1,6 +1,6 @@
 //! `echo`: the benchmark guest; exports that do nothing but cross the boundary.
 
-wit_bindgen::generate!({ path: "../../host/benches/wit", world: "echo-plugin" });
+wit_bindgen::generate!({ path: "../../host/witplug/benches/wit", world: "echo-plugin" });
 
 use exports::witplug_bench::echo::echo::Guest;
 

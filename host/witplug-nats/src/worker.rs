@@ -322,24 +322,15 @@ async fn settle<A: Acker, K: Sink>(
             metrics.record_outcome("drop");
             match &settings.dropped_subject {
                 None => Vec::new(),
-                Some(subject) => {
-                    let mut headers = contract::forwarded_headers(&headers);
-                    headers.extend(provenance);
-                    headers.push((
-                        contract::DROP_REASON.to_owned(),
-                        contract::header_text(&reason),
-                    ));
-                    headers.push((
-                        contract::DELIVERIES.to_owned(),
-                        position.deliveries.to_string(),
-                    ));
-                    vec![Output {
-                        subject: subject.clone(),
-                        id: contract::dropped_id(&position),
-                        headers,
-                        payload: payload.clone(),
-                    }]
-                }
+                Some(subject) => vec![notice(
+                    subject,
+                    contract::dropped_id(&position),
+                    &headers,
+                    provenance,
+                    &position,
+                    vec![(contract::DROP_REASON, contract::header_text(&reason))],
+                    payload.clone(),
+                )],
             }
         }
         Disposition::DeadLetter { kind, reason, code } => {
@@ -348,26 +339,22 @@ async fn settle<A: Acker, K: Sink>(
                 DeadLetterKind::Error => "error",
                 DeadLetterKind::PluginFailure | DeadLetterKind::OutputTooLarge => "plugin-failure",
             });
-            let mut headers = contract::forwarded_headers(&headers);
-            headers.extend(provenance);
-            headers.push((contract::ERROR_KIND.to_owned(), kind.as_str().to_owned()));
-            headers.push((contract::ERROR.to_owned(), contract::header_text(&reason)));
+            let mut why = vec![
+                (contract::ERROR_KIND, kind.as_str().to_owned()),
+                (contract::ERROR, contract::header_text(&reason)),
+            ];
             if let Some(code) = code {
-                headers.push((
-                    contract::ERROR_CODE.to_owned(),
-                    contract::header_text(&code),
-                ));
+                why.push((contract::ERROR_CODE, contract::header_text(&code)));
             }
-            headers.push((
-                contract::DELIVERIES.to_owned(),
-                position.deliveries.to_string(),
-            ));
-            vec![Output {
-                subject: settings.dead_letter_subject.clone(),
-                id: contract::dead_letter_id(&position),
-                headers,
-                payload: payload.clone(),
-            }]
+            vec![notice(
+                &settings.dead_letter_subject,
+                contract::dead_letter_id(&position),
+                &headers,
+                provenance,
+                &position,
+                why,
+                payload.clone(),
+            )]
         }
     };
     let outputs = fit_notices(outputs, settings, sink.max_message_bytes(), &position);
@@ -397,6 +384,35 @@ async fn settle<A: Acker, K: Sink>(
                 tracing::warn!(%error, "nak failed; the input comes back after its ack wait");
             }
         }
+    }
+}
+
+/// A dead letter or drop notice: the input's payload and its own headers (less JetStream's),
+/// where it came from and which plugin handled it, why, and how often it was delivered.
+fn notice(
+    subject: &str,
+    id: String,
+    input_headers: &[(String, String)],
+    provenance: Vec<(String, String)>,
+    position: &crate::contract::Position,
+    why: Vec<(&str, String)>,
+    payload: Bytes,
+) -> Output {
+    let mut headers = contract::forwarded_headers(input_headers);
+    headers.extend(provenance);
+    headers.extend(
+        why.into_iter()
+            .map(|(name, value)| (name.to_owned(), value)),
+    );
+    headers.push((
+        contract::DELIVERIES.to_owned(),
+        position.deliveries.to_string(),
+    ));
+    Output {
+        subject: subject.to_owned(),
+        id,
+        headers,
+        payload,
     }
 }
 
