@@ -49,6 +49,9 @@ const RECORDS: usize = 100_000;
 const BATCH: usize = 64;
 const INPUT_STREAM: &str = "BENCH_IN";
 const INPUT_SUBJECT: &str = "bench.in";
+/// A digest-sized header value for the native consumer's outputs.
+const NATIVE_DIGEST: &str =
+    "sha256:0000000000000000000000000000000000000000000000000000000000000000";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -288,8 +291,15 @@ async fn native_consumer(context: &Context, tag: &str, concurrency: usize) -> Du
                         },
                     };
                     for (index, (subject, payload)) in outputs.into_iter().enumerate() {
+                        // The same headers as the worker's outputs: the server stores them.
                         let mut headers = HeaderMap::new();
                         headers.insert("Nats-Msg-Id", format!("native:{seq}:{index}").as_str());
+                        headers.insert("Witplug-Input-Stream", INPUT_STREAM);
+                        headers.insert("Witplug-Input-Sequence", seq.to_string().as_str());
+                        headers.insert("Witplug-Outcome", "keep");
+                        headers.insert("Witplug-Plugin", "email-normalizer");
+                        headers.insert("Witplug-Plugin-Version", "0.1.0");
+                        headers.insert("Witplug-Plugin-Digest", NATIVE_DIGEST);
                         receipts.push(
                             context
                                 .publish_with_headers(subject, headers, payload)
