@@ -44,8 +44,11 @@ pub struct WorkerSettings {
 /// A transform plugin that can be swapped while the worker runs.
 pub type TransformSlot = PluginSlot<TransformPlugin>;
 
-/// Runs until `shutdown` resolves (then stops taking inputs and finishes the batches in
-/// flight) or the source fails.
+/// How long a worker waits before pulling again after a failed pull.
+const PULL_RETRY: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown` resolves, then stops taking inputs and finishes the batches in
+/// flight. A failed pull (server restarting, connection lost) is retried, not fatal.
 pub async fn run<S: Source, K: Sink>(
     mut source: S,
     sink: K,
@@ -71,7 +74,17 @@ pub async fn run<S: Source, K: Sink>(
         // left half-done would strand inputs until their ack wait.
         let batch = match source.next_batch(settings.batch).await {
             Ok(batch) => batch,
-            Err(error) => break Err(error),
+            Err(error) => {
+                // The connection is down or the server restarting: the client reconnects
+                // on its own, so keep asking rather than stop serving.
+                tracing::warn!(%error, "pulling inputs failed; trying again in a second");
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break Ok(()),
+                    () = tokio::time::sleep(PULL_RETRY) => continue,
+                }
+            }
         };
         if batch.is_empty() {
             continue;

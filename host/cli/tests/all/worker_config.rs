@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 use crate::common::guest_path;
 use crate::nats::{
     CONSUMER, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes, witplug,
+    worker_args,
 };
 
 fn payloads() -> Vec<Vec<u8>> {
@@ -215,4 +216,68 @@ async fn queue_setup_send_and_read_round_trip() {
 
     let out = witplug(&["queue", "--nats", &url, "setup", "--stream", "nosubject"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_does_not_stop_the_worker() {
+    let plugin = guest_path("rust-email-normalizer");
+    let payloads: Vec<Vec<u8>> = (0..200)
+        .map(|i| {
+            format!(r#"{{"key":"k{i}","fields":{{"email":"u{i}@example.org"}}}}"#).into_bytes()
+        })
+        .collect();
+    let mut server = NatsServer::start();
+    let scratch = tempfile::tempdir().expect("tempdir");
+    {
+        let nats = server.connect().await;
+        nats.create_pipeline_streams().await;
+        nats.publish_inputs(&payloads[..100]).await;
+    }
+    let args = worker_args(
+        plugin.to_str().expect("utf-8"),
+        &server,
+        scratch.path(),
+        &["--ack-wait-ms", "2000"],
+    );
+    let mut worker = Worker::spawn("worker", &args, scratch.path());
+    let nats = server.connect().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while nats.stream_len(OUTPUT.name).await < 100 {
+        worker.assert_running();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first 100 outputs did not come"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(nats);
+    server.restart();
+    // The worker outlives the outage and takes the records sent after it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    worker.assert_running();
+    let nats = server.connect().await;
+    let inputs = nats.publish_inputs(&payloads[100..]).await;
+    let last = inputs.last().expect("inputs").seq;
+    nats.wait_until_drained(
+        std::slice::from_mut(&mut worker),
+        last,
+        Duration::from_secs(60),
+    )
+    .await;
+    let outputs = nats.read_stream(OUTPUT.name).await;
+    let mut keys: Vec<String> = outputs
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Json>(&m.payload_text()).expect("record")["key"]
+                .as_str()
+                .expect("key")
+                .to_owned()
+        })
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "every record once, across the restart");
+    worker.sigterm();
+    assert!(worker.wait(Duration::from_secs(20)).await.success());
 }

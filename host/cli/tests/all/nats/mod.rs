@@ -126,6 +126,39 @@ impl NatsServer {
         server
     }
 
+    /// Stops the server (SIGKILL, as a crash) and starts it again on the same port with
+    /// the same store: what clients see of a server restart.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("server log file");
+        let binary = nats_server_binary();
+        self.child = Command::new(&binary)
+            .args(["-js", "-a", "127.0.0.1", "-p"])
+            .arg(self.addr.port().to_string())
+            .arg("-sd")
+            .arg(self.dir.path().join("store"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot restart {}: {e}", binary.display()));
+        let deadline = Instant::now() + SERVER_START;
+        while TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_err() {
+            self.fail_if_exited("while restarting");
+            assert!(
+                Instant::now() < deadline,
+                "restarted nats-server does not accept connections on {}; its log:\n{}",
+                self.addr,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The `nats://127.0.0.1:PORT` URL of the server.
     pub fn url(&self) -> &str {
         &self.url
