@@ -22,28 +22,8 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use witplug_nats::jetstream::{StreamSpec, ensure_stream, send_all};
 
-// The paths the guest's `rule.rs` imports its types from, pointing at the host's bindings
-// of the same WIT (as `host/witplug/benches/witplug.rs` does).
-mod exports {
-    pub mod witplug {
-        pub mod plugin {
-            pub mod transformer {
-                pub use ::witplug::worlds::transform::{Outcome, RecordError};
-            }
-        }
-    }
-}
-mod witplug {
-    pub mod plugin {
-        pub mod types {
-            pub use ::witplug::{Field, Record, Value};
-        }
-    }
-}
-
-#[path = "../../../guest-rust/email-normalizer/src/rule.rs"]
-#[allow(dead_code, clippy::all)]
-mod rule;
+// The native copy of the sample rule, shared with the library's benchmark.
+include!("../../witplug/benches/native_rule.rs");
 
 const RECORDS: usize = 100_000;
 const BATCH: usize = 64;

@@ -1,5 +1,6 @@
 //! `witplug worker`: a transform plugin applied to every record of a JetStream stream.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,34 +65,34 @@ pub struct WorkerArgs {
     dropped: Option<String>,
 
     /// Inputs per plugin call [default: 64].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(flag_range(BATCH_RANGE)))]
     batch: Option<u32>,
 
     /// Batches in flight at once, each on its own instance [default: number of cores].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(flag_range(CONCURRENCY_RANGE)))]
     concurrency: Option<u32>,
 
     /// Deliveries of an input the plugin keeps failing on before it is dead-lettered
     /// (for a consumer this worker creates) [default: 4].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(flag_range(MAX_DELIVER_RANGE)))]
     max_deliver: Option<u32>,
 
     /// How long an unacked input waits before it is delivered again (for a consumer this
     /// worker creates) [default: 30000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(ACK_WAIT_MS_RANGE))]
     ack_wait_ms: Option<u64>,
 
     /// Delay before an input the plugin failed on is delivered again [default: 1000].
-    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(RETRY_DELAY_MS_RANGE))]
     retry_delay_ms: Option<u64>,
 
     /// Larger inputs are dead-lettered without reaching the plugin [default: 1048576].
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=(64 << 20)))]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(MAX_RECORD_BYTES_RANGE))]
     max_record_bytes: Option<u64>,
 
     /// Inputs delivered and not yet acked across all workers (for a consumer this worker
     /// creates) [default: 10000].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(flag_range(MAX_ACK_PENDING_RANGE)))]
     max_ack_pending: Option<u32>,
 
     /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9464.
@@ -109,6 +110,20 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     engine: crate::engine_args::EngineArgs,
+}
+
+/// Each setting's range, for its flag and its `--config-file` key alike.
+const BATCH_RANGE: RangeInclusive<u32> = 1..=10_000;
+const CONCURRENCY_RANGE: RangeInclusive<u32> = 1..=256;
+const MAX_DELIVER_RANGE: RangeInclusive<u32> = 1..=1000;
+const ACK_WAIT_MS_RANGE: RangeInclusive<u64> = 100..=86_400_000;
+const RETRY_DELAY_MS_RANGE: RangeInclusive<u64> = 0..=3_600_000;
+const MAX_RECORD_BYTES_RANGE: RangeInclusive<u64> = 1..=64 << 20;
+const MAX_ACK_PENDING_RANGE: RangeInclusive<u32> = 1..=1_000_000;
+
+/// A `u32` range in the form clap's `u32` parser takes (`i64` bounds).
+fn flag_range(range: RangeInclusive<u32>) -> RangeInclusive<i64> {
+    i64::from(*range.start())..=i64::from(*range.end())
 }
 
 /// The `--config-file` schema: the flags' names and meanings.
@@ -163,12 +178,13 @@ fn required(value: Option<String>, flag: &str) -> anyhow::Result<String> {
 fn checked_range<T: PartialOrd + std::fmt::Display + Copy>(
     value: Option<T>,
     key: &str,
-    low: T,
-    high: T,
+    range: RangeInclusive<T>,
 ) -> anyhow::Result<Option<T>> {
     match value {
-        Some(v) if v < low || v > high => Err(UsageError(format!(
-            "`{key}` in --config-file: {v} is not in {low}..={high}"
+        Some(v) if !range.contains(&v) => Err(UsageError(format!(
+            "`{key}` in --config-file: {v} is not in {}..={}",
+            range.start(),
+            range.end()
         ))
         .into()),
         other => Ok(other),
@@ -191,13 +207,21 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<ExitCode> {
         None => WorkerFile::default(),
     };
     // The file's numbers get the flags' ranges.
-    let file_batch = checked_range(file.batch, "batch", 1, 10_000)?;
-    let file_concurrency = checked_range(file.concurrency, "concurrency", 1, 256)?;
-    let file_max_deliver = checked_range(file.max_deliver, "max-deliver", 1, 1000)?;
-    let file_ack_wait = checked_range(file.ack_wait_ms, "ack-wait-ms", 100, 86_400_000)?;
-    let file_retry = checked_range(file.retry_delay_ms, "retry-delay-ms", 0, 3_600_000)?;
-    let file_max_record = checked_range(file.max_record_bytes, "max-record-bytes", 1, 64 << 20)?;
-    let file_pending = checked_range(file.max_ack_pending, "max-ack-pending", 1, 1_000_000)?;
+    let file_batch = checked_range(file.batch, "batch", BATCH_RANGE)?;
+    let file_concurrency = checked_range(file.concurrency, "concurrency", CONCURRENCY_RANGE)?;
+    let file_max_deliver = checked_range(file.max_deliver, "max-deliver", MAX_DELIVER_RANGE)?;
+    let file_ack_wait = checked_range(file.ack_wait_ms, "ack-wait-ms", ACK_WAIT_MS_RANGE)?;
+    let file_retry = checked_range(file.retry_delay_ms, "retry-delay-ms", RETRY_DELAY_MS_RANGE)?;
+    let file_max_record = checked_range(
+        file.max_record_bytes,
+        "max-record-bytes",
+        MAX_RECORD_BYTES_RANGE,
+    )?;
+    let file_pending = checked_range(
+        file.max_ack_pending,
+        "max-ack-pending",
+        MAX_ACK_PENDING_RANGE,
+    )?;
 
     let plugin_spec = required(pick(args.plugin, file.plugin), "plugin (PLUGIN argument)")?;
     let url = pick(args.nats, file.nats).unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned());

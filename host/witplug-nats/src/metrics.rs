@@ -169,8 +169,14 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(error)?;
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait rather than spin on the error.
+                    tracing::warn!(%error, "metrics endpoint: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let metrics = Arc::clone(&metrics);
             tokio::spawn(async move {

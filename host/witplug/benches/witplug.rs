@@ -20,34 +20,8 @@ use ::witplug::{
     Runtime, RuntimeConfig, TransformPlugin, Value, World,
 };
 
-// The paths the guest's `rule.rs` imports its types from (its `wit_bindgen` bindings), here
-// pointing at the host's bindings of the same WIT: same names, same shapes. Using the host's
-// types rather than `wit_bindgen::generate!` keeps wit-bindgen's proc macro out of the
-// host's dev-dependencies, which would change the features of wasmtime's own macro
-// dependencies and make `cargo test` compile wasmtime a second time after `cargo build`.
-mod exports {
-    pub mod witplug {
-        pub mod plugin {
-            pub mod transformer {
-                pub use ::witplug::worlds::transform::{Outcome, RecordError};
-            }
-        }
-    }
-}
-mod witplug {
-    pub mod plugin {
-        pub mod types {
-            pub use ::witplug::{Field, Record, Value};
-        }
-    }
-}
-
-/// The sample rule's own source, compiled natively: the throughput baseline. Included by
-/// path, as `fuzz/` does, because making the guest crate an `rlib` too would cost its
-/// component LTO.
-#[path = "../../../guest-rust/email-normalizer/src/rule.rs"]
-#[allow(dead_code, clippy::all)]
-mod rule;
+// The native copy of the sample rule and the type paths it expects.
+include!("native_rule.rs");
 
 /// Bare wasmtime bindings of the same worlds, as an embedder without witplug writes them.
 mod bare {

@@ -6,8 +6,8 @@ use serde_json::Value as Json;
 
 use crate::common::guest_path;
 use crate::nats::{
-    CONSUMER, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes, witplug,
-    worker_args,
+    CONSUMER, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes, wait_until,
+    witplug, worker_args,
 };
 
 fn payloads() -> Vec<Vec<u8>> {
@@ -241,15 +241,18 @@ async fn a_server_restart_does_not_stop_the_worker() {
     );
     let mut worker = Worker::spawn("worker", &args, scratch.path());
     let nats = server.connect().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while nats.stream_len(OUTPUT.name).await < 100 {
-        worker.assert_running();
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first 100 outputs did not come"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(
+        "the first 100 outputs",
+        Duration::from_secs(60),
+        async || {
+            worker.assert_running();
+            match nats.stream_len(OUTPUT.name).await {
+                n if n >= 100 => Ok(()),
+                n => Err(format!("{n} outputs")),
+            }
+        },
+    )
+    .await;
     drop(nats);
     server.restart();
     // The worker outlives the outage and takes the records sent after it.
