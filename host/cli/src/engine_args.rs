@@ -132,12 +132,21 @@ impl EngineArgs {
 /// rounded up to a power of two, plus 64 KiB, with explicit bounds checks:
 /// `8 x 2 x (256 MiB + 64 KiB)`, 4 GiB, at the defaults.
 pub fn pooling_for(limits: &Limits) -> Pooling {
-    pooling_under(limits.max_memory_bytes, address_space_limit())
+    pooling_for_instances(limits.max_memory_bytes, CLI_MAX_INSTANCES)
 }
 
-fn pooling_under(max_memory_bytes: usize, address_space_limit: Option<u64>) -> Pooling {
+/// As [`pooling_for`], with room for `max_instances` instances at once (`witplug serve`).
+pub fn pooling_for_instances(max_memory_bytes: usize, max_instances: u32) -> Pooling {
+    pooling_under(max_memory_bytes, max_instances, address_space_limit())
+}
+
+fn pooling_under(
+    max_memory_bytes: usize,
+    max_instances: u32,
+    address_space_limit: Option<u64>,
+) -> Pooling {
     let eliding = Pooling {
-        max_instances: CLI_MAX_INSTANCES,
+        max_instances,
         memories_per_instance: 2,
         // A power of two: the slot size is part of the compiled code (its bounds
         // checks), so this keeps compile-cache entries shared across nearby limits.
@@ -283,23 +292,23 @@ mod tests {
     #[test]
     fn the_cli_pool_elides_bounds_checks_only_where_they_fit() {
         let default_memory = Limits::default().max_memory_bytes;
-        let unlimited = pooling_under(default_memory, None);
+        let unlimited = pooling_under(default_memory, CLI_MAX_INSTANCES, None);
         assert!(unlimited.elide_bounds_checks);
         assert_eq!(
             unlimited.reserved_address_space(),
             16 * ((4 << 30) + (32 << 20)) + (32 << 20)
         );
         // `ulimit -v 16000000` is in KiB.
-        let limited = pooling_under(default_memory, Some(16_000_000 << 10));
+        let limited = pooling_under(default_memory, CLI_MAX_INSTANCES, Some(16_000_000 << 10));
         assert!(!limited.elide_bounds_checks);
         assert_eq!(
             limited.reserved_address_space(),
             16 * (256 * MIB as u64 + 65536) + 65536
         );
-        assert!(pooling_under(4096 * MIB, Some(1 << 40)).elide_bounds_checks);
+        assert!(pooling_under(4096 * MIB, CLI_MAX_INSTANCES, Some(1 << 40)).elide_bounds_checks);
         // Nearby limits share one engine configuration, hence one compile-cache entry.
         assert_eq!(
-            pooling_under(200 * MIB, Some(1 << 30)).max_memory_bytes,
+            pooling_under(200 * MIB, CLI_MAX_INSTANCES, Some(1 << 30)).max_memory_bytes,
             256 * MIB
         );
         // `pooling` sizes from the flags' limit.

@@ -11,6 +11,7 @@ mod preinit;
 mod publish;
 mod queue;
 mod run;
+mod serve;
 mod transform;
 mod worker;
 
@@ -48,6 +49,7 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Set up a pipeline's streams, send records, read what came out (NATS JetStream).
     Queue(queue::QueueArgs),
+    Serve(Box<serve::ServeArgs>),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             Command::Worker(args) => worker::run(*args).await,
             Command::Publish(args) => publish::run(args).await,
             Command::Queue(args) => queue::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
         }
     });
     match result {

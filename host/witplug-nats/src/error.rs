@@ -38,12 +38,8 @@ pub enum QueueError {
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
 
-    #[error("cannot serve metrics on {addr}")]
-    Metrics {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] witplug_metrics::MetricsError),
 }
 
 impl QueueError {

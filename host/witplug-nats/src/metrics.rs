@@ -3,16 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
-use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use witplug::PluginVersion;
 
 use crate::QueueError;
@@ -21,7 +16,7 @@ type Labels = Vec<(&'static str, String)>;
 
 /// The worker's counters. Cheap to update from any task.
 pub struct Metrics {
-    registry: Registry,
+    registry: Arc<Registry>,
     pub records_in: Counter,
     records: Family<Labels, Counter>,
     pub output_messages: Counter,
@@ -113,7 +108,7 @@ impl Metrics {
             swaps_refused.clone(),
         );
         Self {
-            registry,
+            registry: Arc::new(registry),
             records_in,
             records,
             output_messages,
@@ -148,10 +143,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut text = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut text, &self.registry);
-        text
+        witplug_metrics::render(&self.registry)
     }
 }
 
@@ -161,58 +153,7 @@ pub async fn serve(
     addr: &str,
     metrics: Arc<Metrics>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), QueueError> {
-    let error = |source| QueueError::Metrics {
-        addr: addr.to_owned(),
-        source,
-    };
-    let listener = TcpListener::bind(addr).await.map_err(error)?;
-    let bound = listener.local_addr().map_err(error)?;
-    let task = tokio::spawn(async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors, say: wait rather than spin on the error.
-                    tracing::warn!(%error, "metrics endpoint: accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let metrics = Arc::clone(&metrics);
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: Request<_>| {
-                    let metrics = Arc::clone(&metrics);
-                    async move { Ok::<_, std::convert::Infallible>(respond(&request, &metrics)) }
-                });
-                let io = hyper_util::rt::TokioIo::new(stream);
-                if let Err(error) = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await
-                {
-                    tracing::debug!(%error, "metrics connection ended");
-                }
-            });
-        }
-    });
-    Ok((bound, task))
-}
-
-fn respond<B>(request: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, body) = if request.uri().path() == "/metrics" {
-        (StatusCode::OK, metrics.render())
-    } else {
-        (
-            StatusCode::NOT_FOUND,
-            "not found; try /metrics\n".to_owned(),
-        )
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
-    response
+    Ok(witplug_metrics::serve(addr, Arc::clone(&metrics.registry)).await?)
 }
 
 #[cfg(test)]

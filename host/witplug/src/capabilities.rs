@@ -7,11 +7,14 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::error::GrantError;
+use crate::guest_log::{LogStream, Stream};
+use crate::http_grant::HttpGrant;
 
 /// How much of a captured stream is kept; the rest is dropped, not buffered.
 const CAPTURE_LIMIT: usize = 64 * 1024;
@@ -161,6 +164,9 @@ pub enum Stdio {
     /// Kept in memory (up to 64 KiB per stream and instance): readable after a call, and
     /// attached to trap errors so that a guest's panic message is not lost.
     Capture,
+    /// Each line logged (`tracing`, target `witplug::guest`) with the plugin's name: for
+    /// servers, where many instances write at once. Up to 64 KiB per stream and instance.
+    Log,
 }
 
 /// The capabilities granted to one plugin. See the module docs for the defaults.
@@ -172,6 +178,7 @@ pub struct Capabilities {
     stdin: Stdio,
     stdout: Stdio,
     stderr: Stdio,
+    http: Vec<HttpGrant>,
 }
 
 /// Output captured from one instance (present only for streams granted [`Stdio::Capture`]).
@@ -320,6 +327,20 @@ impl Capabilities {
         self
     }
 
+    /// Allows outbound `wasi:http` requests to the origins `grant` matches (see
+    /// [`HttpGrant`]). Only hosts that link `wasi:http` use it; without any, every
+    /// outbound request is denied.
+    pub fn allow_http(mut self, grant: HttpGrant) -> Self {
+        if !self.http.contains(&grant) {
+            self.http.push(grant);
+        }
+        self
+    }
+
+    pub fn http_grants(&self) -> &[HttpGrant] {
+        &self.http
+    }
+
     pub fn stderr_policy(&self) -> Stdio {
         self.stderr
     }
@@ -364,6 +385,7 @@ impl Capabilities {
             Stdio::Null => "closed",
             Stdio::Inherit => "inherited",
             Stdio::Capture => "captured (64 KiB)",
+            Stdio::Log => "logged",
         };
         lines.push(format!(
             "stdio: stdin {}, stdout {}, stderr {}",
@@ -372,17 +394,24 @@ impl Capabilities {
             stdio(self.stderr)
         ));
         lines.push("network: denied (TCP, UDP, name lookup)".to_owned());
+        lines.extend(self.http.iter().map(|grant| format!("http: {grant}")));
         lines
     }
 
-    /// Builds the WASI context for one new instance.
-    pub(crate) fn build_wasi(&self) -> Result<(WasiCtx, CapturedOutput), GrantError> {
-        let (mut builder, captured) = self.wasi_builder()?;
+    /// Builds the WASI context for one new instance of `plugin`.
+    pub(crate) fn build_wasi(
+        &self,
+        plugin: &Arc<str>,
+    ) -> Result<(WasiCtx, CapturedOutput), GrantError> {
+        let (mut builder, captured) = self.wasi_builder(plugin)?;
         Ok((builder.build(), captured))
     }
 
     /// The WASI builder for these grants, for a preview2 `build` or a preview1 `build_p1`.
-    pub(crate) fn wasi_builder(&self) -> Result<(WasiCtxBuilder, CapturedOutput), GrantError> {
+    pub(crate) fn wasi_builder(
+        &self,
+        plugin: &Arc<str>,
+    ) -> Result<(WasiCtxBuilder, CapturedOutput), GrantError> {
         let mut builder = WasiCtxBuilder::new();
         // The defaults of `WasiCtxBuilder` already deny the network; say so explicitly so
         // that a change of defaults upstream cannot widen what a plugin gets.
@@ -418,6 +447,9 @@ impl Capabilities {
                 builder.stdout(pipe.clone());
                 captured.stdout = Some(pipe);
             }
+            Stdio::Log => {
+                builder.stdout(LogStream::new(plugin.clone(), Stream::Stdout));
+            }
         }
         match self.stderr {
             Stdio::Null => {}
@@ -428,6 +460,9 @@ impl Capabilities {
                 let pipe = MemoryOutputPipe::new(CAPTURE_LIMIT);
                 builder.stderr(pipe.clone());
                 captured.stderr = Some(pipe);
+            }
+            Stdio::Log => {
+                builder.stderr(LogStream::new(plugin.clone(), Stream::Stderr));
             }
         }
         Ok((builder, captured))

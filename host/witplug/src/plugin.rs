@@ -295,7 +295,7 @@ impl<W: World> Plugin<W> {
     ) -> Result<Instance<W>, Error> {
         let inner = &*self.inner;
         inner.instantiations.fetch_add(1, Ordering::Relaxed);
-        let (wasi, captured) = capabilities.build_wasi()?;
+        let (wasi, captured) = capabilities.build_wasi(&inner.name)?;
         let state = PluginState::new(
             inner.name.clone(),
             inner.config.clone(),

@@ -6,7 +6,8 @@
 //! env = ["LANG=C", "HOME"]     # as `--env`: NAME=VALUE, or NAME to pass the host's value
 //! stdin = "null"               # null | inherit
 //! stdout = "inherit"           # null | inherit | capture
-//! stderr = "capture"           # null | inherit | capture
+//! stderr = "capture"           # null | inherit | capture | log
+//! http = ["https://api.example.com", "http://*.internal:8080"]  # as `--allow-http`
 //!
 //! [config]                     # the plugin's configuration: string values only
 //! email-field = "email"
@@ -39,7 +40,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr as _;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -47,6 +48,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use crate::capabilities::{Capabilities, DirGrant, Stdio};
 use crate::error::GrantError;
+use crate::http_grant::HttpGrant;
 use crate::limits::Limits;
 use crate::state::PluginConfig;
 
@@ -80,7 +82,7 @@ pub struct Policy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Grants {
-    #[serde(default, deserialize_with = "dir_grants")]
+    #[serde(default, deserialize_with = "spec_list")]
     dirs: Vec<DirGrant>,
     #[serde(default)]
     env: Vec<String>,
@@ -90,6 +92,9 @@ pub struct Grants {
     stdout: Option<Stdio>,
     #[serde(default, deserialize_with = "output_stdio")]
     stderr: Option<Stdio>,
+    /// Outbound HTTP origins (`wasi:http` handlers only), as `--allow-http`.
+    #[serde(default, deserialize_with = "spec_list")]
+    http: Vec<HttpGrant>,
 }
 
 /// The `[limits]` table, each value already checked and converted.
@@ -195,6 +200,9 @@ impl Policy {
                 .env_spec(spec)
                 .map_err(|source| self.grant_error(format!("grants.env[{index}]"), source))?;
         }
+        for grant in &self.grants.http {
+            capabilities = capabilities.allow_http(grant.clone());
+        }
         if let Some(stdin) = self.grants.stdin {
             capabilities = capabilities.stdin(stdin);
         }
@@ -282,6 +290,10 @@ impl Grants {
 
     pub fn stderr(&self) -> Option<Stdio> {
         self.stderr
+    }
+
+    pub fn http(&self) -> &[HttpGrant] {
+        &self.http
     }
 }
 
@@ -511,15 +523,17 @@ pub fn parse_input_stdio(text: &str) -> Result<Stdio, PolicyValueError> {
 }
 
 /// `--stdout`, `--stderr` / `grants.stdout`, `grants.stderr`: `null` (discarded),
-/// `inherit` or `capture` (kept in memory, attached to trap errors).
+/// `inherit`, `capture` (kept in memory, attached to trap errors) or `log` (one log line
+/// per output line, attributed to the plugin).
 pub fn parse_output_stdio(text: &str) -> Result<Stdio, PolicyValueError> {
     match text.to_ascii_lowercase().as_str() {
         "null" => Ok(Stdio::Null),
         "inherit" => Ok(Stdio::Inherit),
         "capture" => Ok(Stdio::Capture),
+        "log" => Ok(Stdio::Log),
         _ => Err(PolicyValueError::Stdio {
             value: text.to_owned(),
-            expected: "`null`, `inherit` or `capture`",
+            expected: "`null`, `inherit`, `capture` or `log`",
         }),
     }
 }
@@ -637,21 +651,29 @@ fn output_stdio<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Std
         .map_err(de::Error::custom)
 }
 
-/// One `grants.dirs` entry, read by the parser of `--dir`.
-struct DirSpec(DirGrant);
+/// One list entry read by the parser of its flag (`grants.dirs` by `--dir`'s,
+/// `grants.http` by `--allow-http`'s).
+struct Spec<T>(T);
 
-impl<'de> Deserialize<'de> for DirSpec {
+impl<'de, T> Deserialize<'de> for Spec<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spec = String::deserialize(deserializer)?;
-        DirGrant::from_str(&spec)
-            .map(DirSpec)
-            .map_err(de::Error::custom)
+        T::from_str(&spec).map(Spec).map_err(de::Error::custom)
     }
 }
 
-fn dir_grants<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<DirGrant>, D::Error> {
-    let specs = Vec::<DirSpec>::deserialize(deserializer)?;
-    Ok(specs.into_iter().map(|DirSpec(grant)| grant).collect())
+fn spec_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    let specs = Vec::<Spec<T>>::deserialize(deserializer)?;
+    Ok(specs.into_iter().map(|Spec(value)| value).collect())
 }
 
 /// The `[config]` table: string values, and keys that `--config KEY=VALUE` could also

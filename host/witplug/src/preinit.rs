@@ -275,11 +275,13 @@ pub async fn preinitialize(
 /// only), the default limits, no host data.
 fn init_store(runtime: &Runtime, limits: &Limits) -> Result<Store<PluginState>, PreinitError> {
     let capabilities = Capabilities::none().stderr(Stdio::Capture);
-    let (wasi, captured) = capabilities.build_wasi().map_err(|e| {
-        PreinitError::Prepare(wasmtime::Error::msg(format!(
-            "no WASI context for the init instance: {e}"
-        )))
-    })?;
+    let (wasi, captured) = capabilities
+        .build_wasi(&Arc::from(INIT_INSTANCE))
+        .map_err(|e| {
+            PreinitError::Prepare(wasmtime::Error::msg(format!(
+                "no WASI context for the init instance: {e}"
+            )))
+        })?;
     let state = PluginState::new(
         Arc::from(INIT_INSTANCE),
         Arc::new(PluginConfig::new()),

@@ -146,6 +146,12 @@ impl<D> PluginState<D> {
         &mut self.table
     }
 
+    /// The world's host data and the resource table at once: host interfaces whose view
+    /// borrows both (`wasi:http`'s `WasiHttpCtxView`) need the split borrow.
+    pub fn data_and_table(&mut self) -> (&mut D, &mut ResourceTable) {
+        (&mut self.data, &mut self.table)
+    }
+
     /// Writes a plugin log line to `tracing` (target `witplug::guest`) and the sink.
     pub(crate) fn log(&self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
         let rendered: String = fields.iter().map(|(k, v)| format!(" {k}={v:?}")).collect();

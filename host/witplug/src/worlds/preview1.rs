@@ -180,7 +180,7 @@ impl Preview1Program {
     pub async fn run(&self) -> Result<Preview1Exit, Error> {
         let options = &*self.options;
         let capabilities = &options.capabilities;
-        let (mut builder, captured) = capabilities.wasi_builder()?;
+        let (mut builder, captured) = capabilities.wasi_builder(&self.name)?;
         let state = PluginState::new(
             self.name.clone(),
             Arc::new(PluginConfig::default()),
