@@ -14,6 +14,11 @@
 //! 4. `go build -buildmode=c-shared` gives a core module; wit-component embeds the world in
 //!    it and encodes a component with the reactor adapter.
 //!
+//! The HTTP handlers (`http-hello`, `http-auth`, `http-geo`) go through the same steps with
+//! the `handler` world of `target/http-wit/` (`crate::http_wit::prepare`) instead of `wit/`;
+//! their export package is `export_wasi_http_incoming_handler`. The bindings-side helpers
+//! they share live once in `http-hello/wasihttp/` and are copied into each module (step 2).
+//!
 //! `filetool` is a plain Go `main`, built in place and encoded with the command adapter.
 //!
 //! Each output has a stamp next to it (`*.wasm.stamp`): a hash of every input and of the
@@ -55,34 +60,88 @@ struct Guest {
     /// The packages whose tests run natively: those that import no generated bindings.
     /// Empty when every package imports them (nothing to test natively).
     native_tests: &'static [&'static str],
+    /// Packages of other guests copied into this one's module, as `DIR/PACKAGE` under
+    /// `guest-tinygo/` (it imports them as `wit_component/PACKAGE`). Reactors only.
+    shared: &'static [&'static str],
 }
 
 enum Kind {
     /// Implements a WIT world through generated bindings; encoded with the reactor adapter.
-    Reactor { world: &'static str },
+    Reactor { wit: Wit, world: &'static str },
     /// A plain `main`; encoded with the command adapter as a `wasi:cli/command`.
     Command,
 }
 
-const GUESTS: [Guest; 3] = [
+/// Where a reactor's world is defined.
+#[derive(Clone, Copy)]
+enum Wit {
+    /// The repository's `wit/`.
+    Repo,
+    /// `target/http-wit/`, the HTTP handlers' world with its WASI deps (see http_wit.rs).
+    Http,
+}
+
+impl Wit {
+    /// The directory to parse, prepared first when it is generated.
+    fn dir(self, paths: &Paths) -> anyhow::Result<PathBuf> {
+        match self {
+            Wit::Repo => Ok(paths.root.join("wit")),
+            Wit::Http => crate::http_wit::prepare(paths),
+        }
+    }
+}
+
+/// The world of the HTTP handlers.
+const HTTP_HANDLER: Kind = Kind::Reactor {
+    wit: Wit::Http,
+    world: "handler",
+};
+
+/// The bindings-side helpers every HTTP handler shares.
+const HTTP_SHARED: &[&str] = &["http-hello/wasihttp"];
+
+const GUESTS: [Guest; 6] = [
     Guest {
         dir: "email-normalizer",
         kind: Kind::Reactor {
+            wit: Wit::Repo,
             world: "transform-plugin",
         },
         native_tests: &["./rule/..."],
+        shared: &[],
     },
     Guest {
         dir: "filetool",
         kind: Kind::Command,
         native_tests: &["./..."],
+        shared: &[],
     },
     Guest {
         dir: "hostile",
         kind: Kind::Reactor {
+            wit: Wit::Repo,
             world: "transform-plugin",
         },
         native_tests: &[],
+        shared: &[],
+    },
+    Guest {
+        dir: "http-hello",
+        kind: HTTP_HANDLER,
+        native_tests: &[],
+        shared: &[],
+    },
+    Guest {
+        dir: "http-auth",
+        kind: HTTP_HANDLER,
+        native_tests: &["./rule/..."],
+        shared: HTTP_SHARED,
+    },
+    Guest {
+        dir: "http-geo",
+        kind: HTTP_HANDLER,
+        native_tests: &["./rule/..."],
+        shared: HTTP_SHARED,
     },
 ];
 
@@ -207,7 +266,7 @@ fn build_guest(
         .then(|| paths.guests.join(format!("{name}-wasip1.wasm")));
 
     let step = Step::start(&name, "hashing inputs");
-    let inputs = hash_inputs(paths, compiler, guest, &src).context("hashing inputs")?;
+    let inputs = hash_inputs(paths, compiler, guest).context("hashing inputs")?;
     if is_up_to_date(&out, &stamp_path, &inputs)
         && preview1_out.as_ref().is_none_or(|path| path.exists())
     {
@@ -218,10 +277,10 @@ fn build_guest(
     let build_dir = paths.target.join("go-build");
     let core = build_dir.join(format!("{}.core.wasm", guest.dir));
     let resolved = match guest.kind {
-        Kind::Reactor { world } => {
+        Kind::Reactor { wit, world } => {
             step.set("generating bindings");
             let module = build_dir.join(guest.dir);
-            let (resolve, world) = prepare_module(paths, &src, &module, world)
+            let (resolve, world) = prepare_module(paths, guest, &module, &wit.dir(paths)?, world)
                 .context("generating the bindings and the Go module")?;
             step.set(&format!("{} build", compiler.name()));
             compiler
@@ -276,11 +335,16 @@ pub(crate) fn record_built(
     Ok(())
 }
 
-/// Parses `wit/` and generates the Go bindings of `world`.
-fn generate_bindings(paths: &Paths, world: &str) -> anyhow::Result<(Resolve, WorldId, Files)> {
+/// Parses the WIT directory `wit` and generates the Go bindings of `world`.
+fn generate_bindings(
+    paths: &Paths,
+    wit: &Path,
+    world: &str,
+) -> anyhow::Result<(Resolve, WorldId, Files)> {
     let mut resolve = Resolve::default();
-    let wit = paths.root.join("wit");
-    let (package, _) = resolve.push_dir(&wit).context("cannot parse wit/")?;
+    let (package, _) = resolve
+        .push_dir(wit)
+        .with_context(|| format!("cannot parse {}", util::shown(paths, wit)))?;
     let world = resolve.select_world(&[package], Some(world))?;
 
     let mut files = Files::default();
@@ -295,15 +359,17 @@ fn generate_bindings(paths: &Paths, world: &str) -> anyhow::Result<(Resolve, Wor
     Ok((resolve, world, files))
 }
 
-/// Generates the bindings of `world` into a fresh `module` directory, copies the
-/// hand-written sources of `src` over them and points `go.mod` at the local runtime package.
+/// Generates the bindings of `world` (from the WIT directory `wit`) into a fresh `module`
+/// directory, copies the guest's hand-written sources and shared packages over them and
+/// points `go.mod` at the local runtime package.
 fn prepare_module(
     paths: &Paths,
-    src: &Path,
+    guest: &Guest,
     module: &Path,
+    wit: &Path,
     world: &str,
 ) -> anyhow::Result<(Resolve, WorldId)> {
-    let (resolve, world, files) = generate_bindings(paths, world)?;
+    let (resolve, world, files) = generate_bindings(paths, wit, world)?;
     if module.exists() {
         fs::remove_dir_all(module).with_context(|| format!("cannot clear {}", module.display()))?;
     }
@@ -313,19 +379,21 @@ fn prepare_module(
 
     // The hand-written sources provide the `export_*` packages (and any other package);
     // their go.mod only serves native `go test` in the source directory.
-    for relative in util::files_under(src)? {
-        if relative == Path::new("go.mod") || relative == Path::new("go.sum") {
-            continue;
+    for (from, to) in source_dirs(paths, guest) {
+        for relative in util::files_under(&from)? {
+            if relative == Path::new("go.mod") || relative == Path::new("go.sum") {
+                continue;
+            }
+            let target = module.join(&to).join(&relative);
+            if target.exists() {
+                bail!(
+                    "{} would overwrite a generated or copied file",
+                    from.join(&relative).display()
+                );
+            }
+            let contents = fs::read(from.join(&relative))?;
+            util::write_if_changed(&target, &contents)?;
         }
-        let to = module.join(&relative);
-        if to.exists() {
-            bail!(
-                "{} would overwrite a generated file",
-                src.join(&relative).display()
-            );
-        }
-        let contents = fs::read(src.join(&relative))?;
-        util::write_if_changed(&to, &contents)?;
     }
 
     let go_mod = module.join("go.mod");
@@ -339,6 +407,22 @@ fn prepare_module(
 /// The source of `go.bytecodealliance.org/pkg` inside the wit-bindgen-go crate, found
 /// with `cargo metadata`.
 fn go_pkg_source(paths: &Paths) -> anyhow::Result<PathBuf> {
+    let pkg = crate_source(paths, "wit-bindgen-go", WIT_BINDGEN_GO_VERSION)?
+        .join("src")
+        .join("pkg");
+    if !pkg.join("go.mod").is_file() {
+        bail!(
+            "{} does not hold the Go module {GO_PKG_MODULE}",
+            pkg.display()
+        );
+    }
+    Ok(pkg)
+}
+
+/// The source directory of a dependency of the root workspace, found with `cargo metadata`:
+/// the package `name` whose version is `version` or starts with `version.` (`48` matches
+/// `48.0.8`).
+pub(crate) fn crate_source(paths: &Paths, name: &str, version: &str) -> anyhow::Result<PathBuf> {
     let output = util::run_captured(
         util::cargo()
             .args(["metadata", "--format-version=1", "--manifest-path"])
@@ -350,19 +434,18 @@ fn go_pkg_source(paths: &Paths) -> anyhow::Result<PathBuf> {
         .as_array()
         .into_iter()
         .flatten()
-        .find(|p| p["name"] == "wit-bindgen-go" && p["version"] == WIT_BINDGEN_GO_VERSION)
+        .find(|p| {
+            p["name"] == name
+                && p["version"].as_str().is_some_and(|v| {
+                    v == version || v.strip_prefix(version).is_some_and(|r| r.starts_with('.'))
+                })
+        })
         .and_then(|p| p["manifest_path"].as_str())
-        .with_context(|| {
-            format!("`cargo metadata` lists no wit-bindgen-go {WIT_BINDGEN_GO_VERSION}")
-        })?;
-    let pkg = Path::new(manifest).with_file_name("src").join("pkg");
-    if !pkg.join("go.mod").is_file() {
-        bail!(
-            "{} does not hold the Go module {GO_PKG_MODULE}",
-            pkg.display()
-        );
-    }
-    Ok(pkg)
+        .with_context(|| format!("`cargo metadata` lists no {name} {version}"))?;
+    let dir = Path::new(manifest)
+        .parent()
+        .context("a manifest without a directory")?;
+    Ok(dir.to_path_buf())
 }
 
 /// Turns a core module into a validated component, embedding the world first if any.
@@ -387,13 +470,20 @@ pub(crate) fn encode_component(
         .encode()
 }
 
+/// The directories of hand-written Go that make up a guest's module, each with where it
+/// goes in the module: the guest's own directory at the root, then its shared packages.
+fn source_dirs(paths: &Paths, guest: &Guest) -> Vec<(PathBuf, PathBuf)> {
+    let base = paths.root.join("guest-tinygo");
+    let own = (base.join(guest.dir), PathBuf::new());
+    let shared = guest.shared.iter().map(|package| {
+        let to = Path::new(package).file_name().map(PathBuf::from);
+        (base.join(package), to.unwrap_or_default())
+    });
+    std::iter::once(own).chain(shared).collect()
+}
+
 /// A hash of everything the guest is built from.
-fn hash_inputs(
-    paths: &Paths,
-    compiler: &Compiler,
-    guest: &Guest,
-    src: &Path,
-) -> anyhow::Result<String> {
+fn hash_inputs(paths: &Paths, compiler: &Compiler, guest: &Guest) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let mut add = |label: &str, bytes: &[u8]| {
         for part in [label.as_bytes(), bytes] {
@@ -404,11 +494,17 @@ fn hash_inputs(
     add("format", STAMP_FORMAT.as_bytes());
     add("compiler", compiler.version.as_bytes());
     add("adapter", guest.kind.adapter());
-    let mut dirs = vec![("src", src.to_path_buf())];
-    if let Kind::Reactor { world } = guest.kind {
+    let mut dirs: Vec<(String, PathBuf)> = source_dirs(paths, guest)
+        .into_iter()
+        .map(|(from, to)| match to.to_str() {
+            Some("") => ("src".to_owned(), from),
+            _ => (format!("src/{}", to.display()), from),
+        })
+        .collect();
+    if let Kind::Reactor { wit, world } = guest.kind {
         add("wit-bindgen-go", WIT_BINDGEN_GO_VERSION.as_bytes());
         add("world", world.as_bytes());
-        dirs.push(("wit", paths.root.join("wit")));
+        dirs.push(("wit".to_owned(), wit.dir(paths)?));
     }
     for (label, dir) in dirs {
         for relative in util::files_under(&dir)? {
@@ -484,10 +580,10 @@ mod tests {
     fn sources_provide_the_export_packages_the_bindings_call() -> anyhow::Result<()> {
         let paths = Paths::new();
         for guest in &GUESTS {
-            let Kind::Reactor { world } = guest.kind else {
+            let Kind::Reactor { wit, world } = guest.kind else {
                 continue;
             };
-            let (_, _, files) = generate_bindings(&paths, world)?;
+            let (_, _, files) = generate_bindings(&paths, &wit.dir(&paths)?, world)?;
             let generated: BTreeSet<String> = files
                 .iter()
                 .filter_map(|(name, _)| name.split_once('/').map(|(dir, _)| format!("./{dir}")))
@@ -504,7 +600,10 @@ mod tests {
                 .collect();
             assert!(!called.is_empty());
             let src = paths.root.join("guest-tinygo").join(guest.dir);
-            let provided = hand_written_packages(&src)?;
+            let mut provided = hand_written_packages(&src)?;
+            for (_, to) in source_dirs(&paths, guest).into_iter().skip(1) {
+                provided.insert(format!("./{}", to.display()));
+            }
             assert!(
                 called.is_subset(&provided),
                 "{}: the bindings call {called:?}, the sources provide {provided:?}",

@@ -7,6 +7,7 @@ mod build;
 mod demo;
 mod go_guests;
 mod host_cli;
+mod http_wit;
 mod preinit;
 mod rust_guests;
 mod test;

@@ -13,6 +13,8 @@ use crate::util::{self, Paths, Step};
 
 /// Builds every Rust guest; cargo is incremental, so this is quick when nothing changed.
 pub(crate) fn build(paths: &Paths, jobs: Option<u32>) -> anyhow::Result<()> {
+    // The HTTP handlers bind against target/http-wit/.
+    crate::http_wit::prepare(paths)?;
     build_workspace(paths, "guest-rust", WASM_TARGET, "rust guests", jobs)?;
     build_workspace(
         paths,

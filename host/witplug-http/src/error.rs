@@ -10,7 +10,7 @@ pub enum ServeError {
     Load {
         route: String,
         #[source]
-        source: witplug::Error,
+        source: Box<witplug::Error>,
     },
     #[error("route `{route}`: loading its handler panicked (a bug in witplug)")]
     LoadPanicked { route: String },
@@ -32,8 +32,21 @@ pub enum ServeError {
     },
     #[error("app file {}: {reason}", path.display())]
     App { path: PathBuf, reason: String },
+    // Boxed: both are large, and errors are the rare path.
     #[error(transparent)]
-    Toml(#[from] witplug::TomlError),
+    Toml(Box<witplug::TomlError>),
     #[error(transparent)]
-    Policy(#[from] witplug::PolicyError),
+    Policy(Box<witplug::PolicyError>),
+}
+
+impl From<witplug::TomlError> for ServeError {
+    fn from(error: witplug::TomlError) -> Self {
+        Self::Toml(Box::new(error))
+    }
+}
+
+impl From<witplug::PolicyError> for ServeError {
+    fn from(error: witplug::PolicyError) -> Self {
+        Self::Policy(Box::new(error))
+    }
 }

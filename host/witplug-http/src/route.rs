@@ -98,7 +98,7 @@ pub(crate) async fn load_version(
     })?
     .map_err(|source| ServeError::Load {
         route: spec.name.clone(),
-        source: source.into(),
+        source: Box::new(source.into()),
     })?;
     let name: Arc<str> = spec.name.as_str().into();
     let grants: Arc<[witplug::HttpGrant]> = spec.options.capabilities.http_grants().into();
@@ -113,7 +113,7 @@ pub(crate) async fn load_version(
     .await
     .map_err(|source| ServeError::Load {
         route: spec.name.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(Versioned {
         plugin,

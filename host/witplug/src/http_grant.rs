@@ -95,7 +95,12 @@ impl FromStr for HttpGrant {
             }
             Some(_) => return Err(fail("the port must be 1 to 65535 or `*`")),
         };
+        let written = host;
         let host = normalize_host(host);
+        // `*.` is a wildcard missing its suffix, not "any host" with a trailing dot.
+        if host == "*" && written != "*" {
+            return Err(fail("`*.` must be followed by a host name"));
+        }
         let host = if host == "*" {
             HostPattern::Any
         } else if let Some(suffix) = host.strip_prefix("*.") {

@@ -20,6 +20,7 @@ mod policy;
 mod preinit;
 mod preview1;
 mod run;
+mod serve;
 mod slot;
 mod transform;
 mod transform_cli;
