@@ -149,10 +149,7 @@ pub async fn serve_request(
     if declared.is_some_and(|n| n > limits.max_request_bytes as u64) {
         return host_answer(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "handler `{route}`: request body over the {} KiB limit",
-                limits.max_request_bytes / 1024
-            ),
+            body_too_large(route, limits),
             None,
         );
     }
@@ -169,6 +166,8 @@ pub async fn serve_request(
         }
     };
     let instance_start = Some(started.elapsed());
+    // Every answer from here on counts the instance's start.
+    let answer = |status, message| host_answer(status, message, instance_start);
     let deadline = plugin.limits().call_timeout;
 
     let (mut parts, body) = request.into_parts();
@@ -195,23 +194,15 @@ pub async fn serve_request(
         instance_start,
     };
     if over_limit.load(Ordering::Relaxed) {
-        return host_answer(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "handler `{route}`: request body over the {} KiB limit",
-                limits.max_request_bytes / 1024
-            ),
-            instance_start,
-        );
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, body_too_large(route, limits));
     }
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(limit) => {
             tracing::warn!(target: "witplug::serve", plugin = route, ?limit, "handler ran out of time");
-            return host_answer(
+            return answer(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("handler `{route}` ran out of time (limit {limit:?})"),
-                instance_start,
             );
         }
     };
@@ -225,45 +216,48 @@ pub async fn serve_request(
         Outcome::CallFailed(error) => {
             let error = instance.fail(HANDLE_EXPORT, error);
             tracing::warn!(target: "witplug::serve", plugin = route, error = %witplug::error_chain(&error), "handler failed");
-            host_answer(
+            answer(
                 status_of(&error),
                 format!("handler `{route}` failed: {}", failure_kind(&error)),
-                instance_start,
             )
         }
         Outcome::ErrorResponse(code) => {
             tracing::warn!(target: "witplug::serve", plugin = route, error = ?code, "handler answered with an error");
-            host_answer(
+            answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("handler `{route}` answered with an error: {code:?}"),
-                instance_start,
             )
         }
-        Outcome::NoResponse => host_answer(
+        Outcome::NoResponse => answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("handler `{route}` returned without a response"),
-            instance_start,
         ),
         Outcome::ResponseTooLarge => {
             tracing::warn!(target: "witplug::serve", plugin = route, limit = limits.max_response_bytes, "response body over the limit");
-            host_answer(
+            answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!(
                     "handler `{route}`: response body over the {} KiB limit",
                     limits.max_response_bytes / 1024
                 ),
-                instance_start,
             )
         }
         Outcome::BodyFailed(reason) => {
             tracing::warn!(target: "witplug::serve", plugin = route, %reason, "response body failed");
-            host_answer(
+            answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("handler `{route}`: response body failed"),
-                instance_start,
             )
         }
     }
+}
+
+/// The message of a 413: the request body is over the route's limit.
+fn body_too_large(route: &str, limits: BodyLimits) -> String {
+    format!(
+        "handler `{route}`: request body over the {} KiB limit",
+        limits.max_request_bytes / 1024
+    )
 }
 
 /// Calls `handle`, and collects the response body while the guest writes it.

@@ -79,18 +79,46 @@ pub(crate) fn check_prefix(prefix: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// A route's handler as `witplug serve` loads it (grants, configuration as
+/// `wasi:config/store`, outbound hooks), for embedders and benchmarks that run requests
+/// through [`serve_request`](crate::handler::serve_request) themselves.
+pub async fn load_plugin(
+    runtime: &Runtime,
+    spec: &RouteSpec,
+) -> Result<Plugin<HttpHandler>, ServeError> {
+    load_version(runtime, spec)
+        .await
+        .map(|loaded| loaded.plugin)
+}
+
 /// Reads, compiles and links a route's component. Compilation runs on a blocking thread:
 /// a Go or Python component takes a second or more, which must not stall the server.
 pub(crate) async fn load_version(
     runtime: &Runtime,
     spec: &RouteSpec,
 ) -> Result<Versioned<Plugin<HttpHandler>>, ServeError> {
+    // With no digest to skip every read is compiled, so `None` cannot come back; were it
+    // to, it is a bug in witplug, which `LoadPanicked` reports.
+    load_version_unless(runtime, spec, None)
+        .await?
+        .ok_or_else(|| ServeError::LoadPanicked {
+            route: spec.name.clone(),
+        })
+}
+
+/// As [`load_version`], but `Ok(None)` without compiling when the file's digest is
+/// `unless_digest` (the version serving already): a touch alone costs a read and a hash.
+async fn load_version_unless(
+    runtime: &Runtime,
+    spec: &RouteSpec,
+    unless_digest: Option<String>,
+) -> Result<Option<Versioned<Plugin<HttpHandler>>>, ServeError> {
     let runtime_for_compile = runtime.clone();
     let path = spec.component.clone();
-    let (component, digest) = tokio::task::spawn_blocking(move || {
-        let bytes = witplug::component::read_wasm_file(&path)?;
-        let digest = component_digest(&bytes);
-        LoadedComponent::from_bytes(&runtime_for_compile, &bytes, &path).map(|c| (c, digest))
+    let compiled = tokio::task::spawn_blocking(move || {
+        read_then_compile(&path, unless_digest.as_deref(), |bytes| {
+            LoadedComponent::from_bytes(&runtime_for_compile, bytes, &path)
+        })
     })
     .await
     .map_err(|_| ServeError::LoadPanicked {
@@ -100,6 +128,9 @@ pub(crate) async fn load_version(
         route: spec.name.clone(),
         source: Box::new(source.into()),
     })?;
+    let Some((component, digest)) = compiled else {
+        return Ok(None);
+    };
     let name: Arc<str> = spec.name.as_str().into();
     let grants: Arc<[witplug::HttpGrant]> = spec.options.capabilities.http_grants().into();
     let variables = Arc::new(config_variables(&spec.options.config));
@@ -115,14 +146,29 @@ pub(crate) async fn load_version(
         route: spec.name.clone(),
         source: Box::new(source),
     })?;
-    Ok(Versioned {
+    Ok(Some(Versioned {
         plugin,
         version: PluginVersion {
             name: spec.name.clone(),
             version: file_label(&spec.component),
             digest,
         },
-    })
+    }))
+}
+
+/// Reads the file at `path` and hashes it; compiles the bytes, unless their digest is
+/// `unless_digest`, in which case `Ok(None)`. Returns what `compile` made and the digest.
+fn read_then_compile<T>(
+    path: &Path,
+    unless_digest: Option<&str>,
+    compile: impl FnOnce(&[u8]) -> Result<T, witplug::LoadError>,
+) -> Result<Option<(T, String)>, witplug::LoadError> {
+    let bytes = witplug::component::read_wasm_file(path)?;
+    let digest = component_digest(&bytes);
+    if unless_digest == Some(digest.as_str()) {
+        return Ok(None);
+    }
+    compile(&bytes).map(|compiled| Some((compiled, digest)))
 }
 
 fn file_label(path: &Path) -> String {
@@ -163,9 +209,10 @@ impl Route {
             }
             *seen = stamp;
         }
-        match load_version(runtime, &self.spec).await {
-            Ok(loaded) if loaded.version.digest == self.slot.current().version.digest => false,
-            Ok(loaded) => {
+        let serving = self.slot.current().version.digest.clone();
+        match load_version_unless(runtime, &self.spec, Some(serving)).await {
+            Ok(None) => false,
+            Ok(Some(loaded)) => {
                 let old = self.slot.replace(loaded.plugin, loaded.version.clone());
                 tracing::info!(
                     target: "witplug::serve",
@@ -203,6 +250,61 @@ mod tests {
         assert!(!prefix_matches("/auth", "/"));
         assert!(prefix_matches("/", "/anything"));
         assert!(prefix_matches("/", "/"));
+    }
+
+    /// Writes `bytes` to a fresh file and returns the directory keeping it alive.
+    fn component_file(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("handler.wasm");
+        std::fs::write(&path, bytes).expect("the file is written");
+        (dir, path)
+    }
+
+    #[test]
+    fn an_unchanged_file_is_not_compiled_again() {
+        let (_dir, path) = component_file(b"the same bytes");
+        let serving = component_digest(b"the same bytes");
+        // A touch: the stamp changes, the content does not.
+        std::fs::write(&path, b"the same bytes").expect("the file is rewritten");
+        let mut compiles = 0;
+        let outcome = read_then_compile(&path, Some(&serving), |_| {
+            compiles += 1;
+            Ok(())
+        })
+        .expect("the file is read");
+        assert!(outcome.is_none());
+        assert_eq!(compiles, 0);
+    }
+
+    #[test]
+    fn a_changed_file_is_compiled_once_with_its_digest() {
+        let (_dir, path) = component_file(b"new bytes");
+        let serving = component_digest(b"old bytes");
+        let mut compiled = Vec::new();
+        let outcome = read_then_compile(&path, Some(&serving), |bytes| {
+            compiled.push(bytes.to_vec());
+            Ok("component")
+        })
+        .expect("the file is read");
+        assert_eq!(outcome, Some(("component", component_digest(b"new bytes"))));
+        assert_eq!(compiled, [b"new bytes".to_vec()]);
+    }
+
+    #[test]
+    fn a_first_load_always_compiles() {
+        let (_dir, path) = component_file(b"bytes");
+        let outcome =
+            read_then_compile(&path, None, |bytes| Ok(bytes.len())).expect("the file is read");
+        assert_eq!(outcome, Some((5, component_digest(b"bytes"))));
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_an_error_not_a_skip() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let missing = dir.path().join("gone.wasm");
+        let serving = component_digest(b"");
+        let outcome = read_then_compile(&missing, Some(&serving), |_| Ok(()));
+        assert!(matches!(outcome, Err(witplug::LoadError::NotFound { .. })));
     }
 
     #[test]

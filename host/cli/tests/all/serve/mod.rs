@@ -17,14 +17,16 @@ mod lifecycle;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::guests_dir;
+/// A port nobody listens on right now.
+pub use crate::common::free_port;
+use crate::common::{WitplugChild, guests_dir, tail, witplug_command};
 
 /// How long a server gets to print its `listening on` line (a first compile of a Go
 /// component in a busy test run takes a while).
@@ -86,8 +88,7 @@ fn cache_dir() -> PathBuf {
 /// A `witplug serve` child process. Its stdout lines and its stderr are collected by
 /// threads; dropping it kills and reaps it.
 pub struct Server {
-    label: String,
-    child: Child,
+    process: WitplugChild,
     addr: SocketAddr,
     stdout_lines: Arc<Mutex<Vec<String>>>,
     /// In a mutex so that `&Server` can be shared by client threads.
@@ -129,10 +130,8 @@ impl Server {
             full.push("--addr".to_owned());
             full.push("127.0.0.1:0".to_owned());
         }
-        let mut command = Command::new(env!("CARGO_BIN_EXE_witplug"));
+        let mut command = witplug_command(&full);
         command
-            .args(&full)
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("WITPLUG_CACHE_DIR", cache_dir())
@@ -143,11 +142,12 @@ impl Server {
         for (name, value) in &options.env {
             command.env(name, value);
         }
-        let mut child = command.spawn().expect("witplug starts");
-        let label = format!("`witplug {}` (pid {})", full.join(" "), child.id());
+        let mut process =
+            WitplugChild::spawn(&mut command, &format!("`witplug {}`", full.join(" ")));
 
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr_pipe = child.stderr.take().expect("piped stderr");
+        let (stdout, stderr_pipe) = process.take_pipes();
+        let stdout = stdout.expect("piped stdout");
+        let stderr_pipe = stderr_pipe.expect("piped stderr");
         let stdout_lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (tx, stdout_rx) = mpsc::channel();
@@ -174,8 +174,7 @@ impl Server {
             }
         });
         Server {
-            label,
-            child,
+            process,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             stdout_lines,
             stdout_rx: Mutex::new(stdout_rx),
@@ -193,14 +192,14 @@ impl Server {
             .unwrap_or_else(|| {
                 panic!(
                     "{}: first stdout line is `{line}`, not `listening on http://IP:PORT`; stderr:\n{}",
-                    self.label,
+                    self.label(),
                     self.stderr_tail()
                 )
             });
         let mut addr: SocketAddr = addr_text
             .parse()
-            .unwrap_or_else(|e| panic!("{}: `{line}` does not name IP:PORT: {e}", self.label));
-        assert_ne!(addr.port(), 0, "{}: `{line}` names port 0", self.label);
+            .unwrap_or_else(|e| panic!("{}: `{line}` does not name IP:PORT: {e}", self.label()));
+        assert_ne!(addr.port(), 0, "{}: `{line}` names port 0", self.label());
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -211,7 +210,7 @@ impl Server {
         if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(10)) {
             panic!(
                 "{}: says `{line}` but {addr} refuses connections: {e}; stderr:\n{}",
-                self.label,
+                self.label(),
                 self.stderr_tail()
             );
         }
@@ -230,15 +229,15 @@ impl Server {
                 Ok(line) => return line,
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().expect("wait");
+                    let status = self.process.wait();
                     panic!(
                         "{} closed its stdout ({status}) before {what}; stderr:\n{}",
-                        self.label,
+                        self.label(),
                         self.stderr_tail()
                     );
                 }
             }
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.process.try_wait() {
                 // The reader may still hold a line written just before the exit.
                 if let Ok(line) = self
                     .stdout_rx
@@ -250,14 +249,14 @@ impl Server {
                 }
                 panic!(
                     "{} exited ({status}) before {what}; stderr:\n{}",
-                    self.label,
+                    self.label(),
                     self.stderr_tail()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "{} printed no {what} within {bound:?}; stderr:\n{}",
-                self.label,
+                self.label(),
                 self.stderr_tail()
             );
         }
@@ -268,7 +267,7 @@ impl Server {
     }
 
     pub fn label(&self) -> &str {
-        &self.label
+        self.process.label()
     }
 
     /// Sends a request; a transport failure fails the test (with the server's log).
@@ -282,7 +281,7 @@ impl Server {
                 "{} {} to {}: {e}; server stderr ends:\n{}",
                 request.method,
                 request.target,
-                self.label,
+                self.label(),
                 self.stderr_tail()
             )
         })
@@ -310,12 +309,7 @@ impl Server {
     }
 
     pub fn stderr_tail(&self) -> String {
-        let all = self.stderr();
-        let mut start = all.len().saturating_sub(6000);
-        while !all.is_char_boundary(start) {
-            start += 1;
-        }
-        all[start..].to_owned()
+        tail(&self.stderr(), 6000)
     }
 
     /// Waits until the server's stderr holds a line for which `pred` holds.
@@ -328,7 +322,7 @@ impl Server {
             assert!(
                 Instant::now() < deadline,
                 "{}: no log line {what} within {bound:?}; stderr:\n{}",
-                self.label,
+                self.label(),
                 self.stderr_tail()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -341,37 +335,22 @@ impl Server {
     }
 
     pub fn sigterm(&self) {
-        self.signal(rustix::process::Signal::TERM);
+        self.process.signal(rustix::process::Signal::TERM);
     }
 
     pub fn sigint(&self) {
-        self.signal(rustix::process::Signal::INT);
-    }
-
-    fn signal(&self, signal: rustix::process::Signal) {
-        let pid = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .expect("a child pid");
-        // ESRCH: it has exited already, which the caller's wait will show.
-        let _ = rustix::process::kill_process(pid, signal);
+        self.process.signal(rustix::process::Signal::INT);
     }
 
     /// Waits at most `bound` for the process to exit, then for its output to be read.
     pub fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
-        let deadline = Instant::now() + bound;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
+        let status = self.process.wait_at_most(bound).unwrap_or_else(|| {
+            panic!(
                 "{} did not exit within {bound:?}; stderr:\n{}",
-                self.label,
+                self.label(),
                 self.stderr_tail()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+            )
+        });
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
@@ -381,8 +360,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // Killed first: the readers end once its pipes close.
+        self.process.kill();
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }
@@ -417,19 +396,9 @@ pub struct Finished {
 /// running then is killed and reported with `status: None`.
 pub fn run_serve(args: &[String], bound: Duration) -> Finished {
     let mut server = Server::spawn(args, &ServerOptions::default());
-    let deadline = Instant::now() + bound;
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("try_wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = server.process.wait_at_most(bound);
     if status.is_none() {
-        let _ = server.child.kill();
-        let _ = server.child.wait();
+        server.process.kill();
     }
     for reader in server.readers.drain(..) {
         let _ = reader.join();
@@ -457,14 +426,6 @@ fn strip_ansi(text: &str) -> String {
         }
     }
     out
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// Waits until `check` gives `Ok`, at most `bound`; the last `Err` says what was seen.
