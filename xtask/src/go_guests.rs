@@ -10,7 +10,9 @@
 //! 2. The hand-written sources are copied over the generated tree, so that they provide
 //!    those export packages (`go.mod` excepted: the generated one is used).
 //! 3. `go.mod` gets a `replace` of `go.bytecodealliance.org/pkg` by the copy shipped in the
-//!    wit-bindgen-go crate, as the Go module proxy cannot be reached.
+//!    wit-bindgen-go crate, as the Go module proxy cannot be reached; and the `require` and
+//!    `replace` of every local module that the guest's own `go.mod` replaces by a directory
+//!    (`replace M => ../DIR`), with that directory made absolute.
 //! 4. `go build -buildmode=c-shared` gives a core module; wit-component embeds the world in
 //!    it and encodes a component with the reactor adapter.
 //!
@@ -18,6 +20,11 @@
 //! the `handler` world of `target/http-wit/` (`crate::http_wit::prepare`) instead of `wit/`;
 //! their export package is `export_wasi_http_incoming_handler`. The bindings-side helpers
 //! they share live once in `http-hello/wasihttp/` and are copied into each module (step 2).
+//! What their `rule` packages share (JSON writing, test helpers) is the local module
+//! `http-common/` (`witplug.dev/http-common`), which they reach through a `replace` in
+//! their `go.mod` (step 3): a copied package could not be imported by native `go test`,
+//! which runs in the source directory, where only a module can be found (offline: a
+//! directory replacement needs neither the proxy nor a go.sum entry).
 //!
 //! `filetool` is a plain Go `main`, built in place and encoded with the command adapter.
 //!
@@ -400,8 +407,71 @@ fn prepare_module(
     let mut text = fs::read_to_string(&go_mod).context("the bindings have no go.mod")?;
     let pkg = go_pkg_source(paths)?;
     writeln!(text, "\nreplace {GO_PKG_MODULE} => {}", pkg.display())?;
+    for local in local_modules(paths, &paths.root.join("guest-tinygo").join(guest.dir))? {
+        writeln!(
+            text,
+            "\nrequire {path} {version}\n\nreplace {path} => {dir}",
+            path = local.path,
+            version = local.version,
+            dir = local.dir.display()
+        )?;
+    }
     fs::write(&go_mod, text)?;
     Ok((resolve, world))
+}
+
+/// A Go module that a guest's `go.mod` replaces by a directory: code shared between
+/// guests, reached the same way by native `go test` and by the component build.
+struct LocalModule {
+    /// The module path, e.g. `witplug.dev/http-common`.
+    path: String,
+    /// The version the guest requires (any: the directory replaces them all).
+    version: String,
+    /// The directory, absolute.
+    dir: PathBuf,
+}
+
+/// The local modules of the guest whose sources are in `src`, from `go mod edit -json`
+/// on its `go.mod` (none without one).
+fn local_modules(paths: &Paths, src: &Path) -> anyhow::Result<Vec<LocalModule>> {
+    if !src.join("go.mod").is_file() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = go_command(paths, "go");
+    cmd.args(["mod", "edit", "-json"]).current_dir(src);
+    let output = util::run_captured(&mut cmd)?;
+    let go_mod: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("cannot parse `go mod edit -json` in {}", src.display()))?;
+    let mut modules = Vec::new();
+    for replace in go_mod["Replace"].as_array().into_iter().flatten() {
+        // A directory replacement has no version on its right-hand side.
+        let (Some(path), Some(dir), None) = (
+            replace["Old"]["Path"].as_str(),
+            replace["New"]["Path"].as_str(),
+            replace["New"]["Version"].as_str(),
+        ) else {
+            continue;
+        };
+        let version = go_mod["Require"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["Path"] == path)
+            .and_then(|r| r["Version"].as_str())
+            .unwrap_or("v0.0.0");
+        let dir = fs::canonicalize(src.join(dir)).with_context(|| {
+            format!(
+                "{}/go.mod: `replace {path} => {dir}`: no such directory",
+                src.display()
+            )
+        })?;
+        modules.push(LocalModule {
+            path: path.to_owned(),
+            version: version.to_owned(),
+            dir,
+        });
+    }
+    Ok(modules)
 }
 
 /// The source of `go.bytecodealliance.org/pkg` inside the wit-bindgen-go crate, found
@@ -501,6 +571,10 @@ fn hash_inputs(paths: &Paths, compiler: &Compiler, guest: &Guest) -> anyhow::Res
             _ => (format!("src/{}", to.display()), from),
         })
         .collect();
+    let src = paths.root.join("guest-tinygo").join(guest.dir);
+    for local in local_modules(paths, &src)? {
+        dirs.push((format!("module/{}", local.path), local.dir));
+    }
     if let Kind::Reactor { wit, world } = guest.kind {
         add("wit-bindgen-go", WIT_BINDGEN_GO_VERSION.as_bytes());
         add("world", world.as_bytes());
@@ -531,9 +605,12 @@ pub(crate) fn is_up_to_date(out: &Path, stamp_path: &Path, inputs: &str) -> bool
 /// Runs the Go guests' unit tests natively, then vets their hand-written packages as
 /// compiled for wasip1 (against the generated bindings, so after a build). The generated
 /// code itself is not vetted: it is not vet-clean (`possible misuse of unsafe.Pointer`).
+/// The local modules the guests share are tested and vetted natively, once each.
 pub(crate) fn unit_tests(paths: &Paths) -> anyhow::Result<()> {
+    let mut shared_modules = BTreeSet::new();
     for guest in &GUESTS {
         let src = paths.root.join("guest-tinygo").join(guest.dir);
+        shared_modules.extend(local_modules(paths, &src)?.into_iter().map(|m| m.dir));
         // Skipped when there is nothing to test natively: `go test` without packages would
         // test `.`, which may have no Go files.
         if !guest.native_tests.is_empty() {
@@ -553,6 +630,14 @@ pub(crate) fn unit_tests(paths: &Paths) -> anyhow::Result<()> {
             .args(hand_written_packages(&src)?)
             .current_dir(module);
         util::run_inherited(&mut vet).with_context(|| format!("go-{}: go vet", guest.dir))?;
+    }
+    for dir in shared_modules {
+        let shown = util::shown(paths, &dir);
+        for what in ["test", "vet"] {
+            let mut cmd = go_command(paths, "go");
+            cmd.args([what, "./..."]).current_dir(&dir);
+            util::run_inherited(&mut cmd).with_context(|| format!("{shown}: go {what}"))?;
+        }
     }
     Ok(())
 }

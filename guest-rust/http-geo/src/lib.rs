@@ -5,19 +5,12 @@
 //! client address (`x-witplug-client-ip`, set by the server) against the config value
 //! `ip-ranges` (`CIDR=region,...`, longest prefix wins), the config value `default-region`.
 
-wit_bindgen::generate!({
-    path: "../../target/http-wit",
-    world: "witplug:http-handler/handler",
-    generate_all,
-});
-
 use std::net::IpAddr;
 
-use exports::wasi::http::incoming_handler::Guest;
-use wasi::config::store;
-use wasi::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use http_common::bindings::exports::wasi::http::incoming_handler::Guest;
+use http_common::bindings::wasi::config::store;
+use http_common::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+use http_common::{error_body, json_string};
 
 const COUNTRIES: [(&str, &[&str]); 4] = [
     ("us-east", &["US", "CA", "MX"]),
@@ -57,14 +50,11 @@ fn decide(input: &Input) -> Answer {
     let (region, source) = match choose(input) {
         Ok(choice) => choice,
         Err(entry) => {
-            let mut body = String::from("{\"error\":");
-            json_string(&mut body, &format!("bad ip-ranges entry: {entry}"));
-            body.push('}');
             return Answer {
                 status: 500,
                 content_type: "application/json",
                 location: None,
-                body,
+                body: error_body(&format!("bad ip-ranges entry: {entry}")),
             };
         }
     };
@@ -201,26 +191,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Appends `s` as a JSON string: `"` and `\` escaped, control characters as their short
-/// escapes or `\u00xx`, everything else (U+2028 and U+2029 included) as is.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 fn config(key: &str) -> Option<String> {
     store::get(key).ok().flatten()
 }
@@ -258,24 +228,15 @@ fn respond(response_out: ResponseOutparam, answer: Answer) {
     if let Some(location) = answer.location {
         headers.push(("location".to_owned(), location.into_bytes()));
     }
-    let Ok(headers) = Fields::from_list(&headers) else {
-        return;
-    };
-    let response = OutgoingResponse::new(headers);
-    let _ = response.set_status_code(answer.status);
-    let Ok(body) = response.body() else { return };
-    ResponseOutparam::set(response_out, Ok(response));
-    if let Ok(stream) = body.write() {
-        for chunk in answer.body.as_bytes().chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-    }
-    let _ = OutgoingBody::finish(body, None);
+    http_common::respond(
+        response_out,
+        answer.status,
+        &headers,
+        answer.body.as_bytes(),
+    );
 }
 
-export!(Geo);
+http_common::bindings::export!(Geo);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"strconv"
+
+	"witplug.dev/http-common/jsonw"
 )
 
 // Request is what the check reads.
@@ -38,7 +40,7 @@ func Check(req Request) Response {
 		return Response{
 			Status:  500,
 			Headers: [][2]string{{"content-type", jsonType}},
-			Body:    errorBody("auth-key is not configured"),
+			Body:    jsonw.ErrorBody("auth-key is not configured"),
 		}
 	}
 	if !req.HasAuthorization {
@@ -65,7 +67,7 @@ func Check(req Request) Response {
 		return unauthorized("token expired")
 	}
 
-	body := appendJSONString([]byte(`{"sub":`), sub)
+	body := jsonw.AppendString([]byte(`{"sub":`), sub)
 	body = append(body, `,"exp":`...)
 	body = append(strconv.AppendInt(body, exp, 10), '}')
 	headers := [][2]string{{"content-type", jsonType}}
@@ -79,7 +81,7 @@ func unauthorized(message string) Response {
 	return Response{
 		Status:  401,
 		Headers: [][2]string{{"content-type", jsonType}, {"www-authenticate", "Bearer"}},
-		Body:    errorBody(message),
+		Body:    jsonw.ErrorBody(message),
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"witplug.dev/http-common/ruletest"
 )
 
 const key = "secret"
@@ -146,31 +148,6 @@ func TestCheck(t *testing.T) {
 			allow(`{"sub":"a","exp":1800000000}`, "a")},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Check(tt.req)
-			if got.Status != tt.want.Status || string(got.Body) != string(tt.want.Body) || !sameHeaders(got.Headers, tt.want.Headers) {
-				t.Errorf("got %d %q %s, want %d %q %s", got.Status, got.Headers, got.Body, tt.want.Status, tt.want.Headers, tt.want.Body)
-			}
-		})
-	}
-}
-
-func sameHeaders(a, b [][2]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func TestAppendJSONString(t *testing.T) {
-	got := string(appendJSONString(nil, "a\"\\/\x00\x1f\x7f<>&\u2028\u2029é\b\f\n\r\t"))
-	want := "\"a\\\"\\\\/\\u0000\\u001f\x7f<>&\u2028\u2029é\\b\\f\\n\\r\\t\""
-	if got != want {
-		t.Errorf("got %s, want %s", got, want)
+		t.Run(tt.name, func(t *testing.T) { ruletest.Expect(t, Check(tt.req), tt.want) })
 	}
 }

@@ -5,6 +5,8 @@ package rule
 import (
 	"net/netip"
 	"strings"
+
+	"witplug.dev/http-common/jsonw"
 )
 
 // Request is what the router reads.
@@ -61,7 +63,7 @@ func Route(req Request) Response {
 			return Response{
 				Status:  500,
 				Headers: [][2]string{{"content-type", jsonType}},
-				Body:    errorBody("bad ip-ranges entry: " + bad),
+				Body:    jsonw.ErrorBody("bad ip-ranges entry: " + bad),
 			}
 		}
 		if r, ok := byAddress(ranges, req.ClientIP); ok {
@@ -73,9 +75,9 @@ func Route(req Request) Response {
 	location := "https://" + region + "." + domain + req.PathWithQuery
 
 	if wantsJSON(req) {
-		body := appendJSONString([]byte(`{"region":`), region)
-		body = appendJSONString(append(body, `,"source":`...), source)
-		body = appendJSONString(append(body, `,"location":`...), location)
+		body := jsonw.AppendString([]byte(`{"region":`), region)
+		body = jsonw.AppendString(append(body, `,"source":`...), source)
+		body = jsonw.AppendString(append(body, `,"location":`...), location)
 		return Response{
 			Status:  200,
 			Headers: [][2]string{{"content-type", jsonType}},

@@ -1,6 +1,10 @@
 package rule
 
-import "testing"
+import (
+	"testing"
+
+	"witplug.dev/http-common/ruletest"
+)
 
 type req struct {
 	config  map[string]string
@@ -126,25 +130,8 @@ func TestRoute(t *testing.T) {
 			asJSON("{\"region\":\"r\\\"é\",\"source\":\"default\",\"location\":\"https://r\\\"é.example.com/<a>&\u2028?format=json\"}")},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := Route(tt.req.build())
-			if got.Status != tt.want.Status || string(got.Body) != string(tt.want.Body) || !sameHeaders(got.Headers, tt.want.Headers) {
-				t.Errorf("got %d %q %s, want %d %q %s", got.Status, got.Headers, got.Body, tt.want.Status, tt.want.Headers, tt.want.Body)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { ruletest.Expect(t, Route(tt.req.build()), tt.want) })
 	}
-}
-
-func sameHeaders(a, b [][2]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestEveryListedCountry(t *testing.T) {
