@@ -14,8 +14,9 @@ use crate::util::{self, Paths};
 pub(crate) struct BenchArgs {
     /// Only the benchmark groups whose name contains this (instantiate, calls,
     /// throughput, compile); BENCHMARKS.md is only written for a full run. `queue` runs
-    /// the pipeline benchmark on a real nats-server instead (`host/cli/benches/queue.rs`)
-    /// and writes its own section of BENCHMARKS.md.
+    /// the pipeline benchmark on a real nats-server instead (`host/cli/benches/queue.rs`),
+    /// `serve` the HTTP handlers under wrk (`host/witplug-http/benches/serve.rs`); each
+    /// writes its own section of BENCHMARKS.md.
     filter: Option<String>,
 }
 
@@ -34,8 +35,13 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
             ])
             .current_dir(&paths.root),
     )?;
-    if args.filter.as_deref() == Some("queue") {
-        return queue(&paths);
+    match args.filter.as_deref() {
+        Some("queue") => return section(&paths, &QUEUE),
+        Some("serve") => {
+            prepare_serve(&paths)?;
+            return section(&paths, &SERVE);
+        }
+        _ => {}
     }
     let mut cmd = util::cargo();
     cmd.args(["bench", "-p", "witplug", "--bench", "witplug", "--"])
@@ -60,58 +66,102 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where the queue benchmark's section starts and ends in BENCHMARKS.md (after the
-/// hand-written part, which a full run keeps).
-const QUEUE_START: &str = "<!-- queue benchmark: written by `cargo xtask bench queue` -->";
-const QUEUE_END: &str = "<!-- end of queue benchmark -->";
+/// A benchmark with a section of its own in BENCHMARKS.md, after the hand-written part
+/// (which a full run keeps), between two markers.
+struct Section {
+    /// The `cargo xtask bench` word that runs it.
+    name: &'static str,
+    heading: &'static str,
+    /// What runs and how, under the heading.
+    about: &'static str,
+    /// The cargo bench target, in the whole workspace.
+    bench: &'static str,
+}
 
-fn queue(paths: &Paths) -> anyhow::Result<()> {
+const QUEUE: Section = Section {
+    name: "queue",
+    heading: "Records pipeline on NATS JetStream",
+    about: "Harness: `host/cli/benches/queue.rs`, one nats-server 2.15 (file store) on the same machine, every row in the same run.",
+    bench: "queue",
+};
+
+const SERVE: Section = Section {
+    name: "serve",
+    heading: "HTTP handlers: `witplug serve`",
+    about: "Harness: `host/witplug-http/benches/serve.rs`. Instance start: in process, witplug's `Plugin<HttpHandler>` against wasmtime's `ProxyPre` on the same engine and pool, alternating one by one, 15 rounds. Load: `wrk -t1 -c16 --latency` on loopback, 3 s per run after a 1 s warm-up, 5 interleaved rounds; the server pinned to CPU 1, wrk to CPU 0; the release `witplug serve` at its defaults (fresh instance per request, 100 requests at once, a deadline per request), `wasmtime serve` 48.0.8 at its defaults (`-Scli`, and `-Sconfig` for auth), and `bench/native-http` (hyper, the same rule compiled natively). A ratio is the median of the per-round ratios, with their interquartile range. Every answer is checked before the load, and a run with any non-2xx answer or socket error fails the bench.",
+    bench: "serve",
+};
+
+fn section(paths: &Paths, section: &Section) -> anyhow::Result<()> {
     let mut cmd = util::cargo();
-    cmd.args(["bench", "-p", "witplug-cli", "--bench", "queue"])
+    cmd.args(["bench", "--workspace", "--bench", section.bench])
         .current_dir(&paths.root)
         .stderr(std::process::Stdio::inherit());
-    let output = util::run_captured(&mut cmd).context("the queue benchmark failed")?;
+    let output = util::run_captured(&mut cmd)
+        .with_context(|| format!("the {} benchmark failed", section.name))?;
     let table = String::from_utf8_lossy(&output.stdout).into_owned();
     println!("{table}");
-    let mut section = String::new();
-    writeln!(section, "{QUEUE_START}")?;
-    writeln!(
-        section,
-        "## Records pipeline on NATS JetStream
-"
-    )?;
-    writeln!(
-        section,
-        "Harness: `host/cli/benches/queue.rs`, one nats-server 2.15 (file store) on the same machine, every row in the same run."
-    )?;
-    writeln!(
-        section,
-        "- date: {}",
-        util::run_captured(std::process::Command::new("date").arg("-u"))
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    )?;
-    writeln!(section, "- machine: {}", machine())?;
-    writeln!(
-        section,
-        "- command: `cargo xtask bench queue`
-"
-    )?;
-    section.push_str(&table);
-    writeln!(section, "{QUEUE_END}")?;
+    let start = format!(
+        "<!-- {} benchmark: written by `cargo xtask bench {}` -->",
+        section.name, section.name
+    );
+    let end = format!("<!-- end of {} benchmark -->", section.name);
+    let mut text = String::new();
+    writeln!(text, "{start}")?;
+    writeln!(text, "## {}\n", section.heading)?;
+    writeln!(text, "{}", section.about)?;
+    writeln!(text, "- date: {}", date())?;
+    writeln!(text, "- machine: {}", machine())?;
+    writeln!(text, "- command: `cargo xtask bench {}`\n", section.name)?;
+    text.push_str(&table);
+    writeln!(text, "{end}")?;
     let path = paths.root.join("BENCHMARKS.md");
     let previous = std::fs::read_to_string(&path).unwrap_or_default();
-    let report = match (previous.find(QUEUE_START), previous.find(QUEUE_END)) {
-        (Some(start), Some(end)) if start < end => format!(
-            "{}{section}{}",
-            &previous[..start],
-            &previous[end + QUEUE_END.len()..].trim_start_matches('\n')
+    let report = match (previous.find(&start), previous.find(&end)) {
+        (Some(at), Some(until)) if at < until => format!(
+            "{}{text}{}",
+            &previous[..at],
+            &previous[until + end.len()..].trim_start_matches('\n')
         ),
-        _ => format!("{}\n{section}", previous.trim_end()),
+        _ => format!("{}\n\n{text}", previous.trim_end()),
     };
     std::fs::write(&path, report).context("writing BENCHMARKS.md")?;
-    eprintln!("wrote the queue section of BENCHMARKS.md");
+    eprintln!("wrote the {} section of BENCHMARKS.md", section.name);
     Ok(())
+}
+
+/// What the serve benchmark needs beyond the workspace: wrk, and its native baseline.
+fn prepare_serve(paths: &Paths) -> anyhow::Result<()> {
+    let wrk = std::process::Command::new("wrk")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    // `wrk --version` prints its usage and exits 1: only a failure to start counts.
+    if wrk.is_err() {
+        anyhow::bail!("`wrk` is not on PATH: install it with `apt-get install wrk`");
+    }
+    if std::process::Command::new("taskset")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        anyhow::bail!("`taskset` is not on PATH: install it with `apt-get install util-linux`");
+    }
+    util::run_inherited(
+        util::cargo()
+            .args(["build", "--release", "--locked", "--manifest-path"])
+            .arg(paths.root.join("bench/native-http/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(paths.root.join("target/native-http"))
+            .current_dir(&paths.root),
+    )
+}
+
+fn date() -> String {
+    util::run_captured(std::process::Command::new("date").arg("-u"))
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// The heading of BENCHMARKS.md's hand-written part, which a new run keeps.
@@ -128,13 +178,7 @@ fn report(table: &str) -> anyhow::Result<String> {
         out,
         "Every witplug figure is measured in the same run as its baseline (bare wasmtime `bindgen!`, native Rust, or one process per record), interleaved, so the ratios hold even on a noisy machine; absolute figures vary from run to run.\n"
     )?;
-    writeln!(
-        out,
-        "- date: {}",
-        util::run_captured(std::process::Command::new("date").arg("-u"))
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap_or_default()
-    )?;
+    writeln!(out, "- date: {}", date())?;
     writeln!(out, "- machine: {}", machine())?;
     writeln!(
         out,

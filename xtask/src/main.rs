@@ -53,7 +53,9 @@ Examples:
   cargo xtask test               build, then run every test
   cargo xtask demo               run both email normalizers on samples/records.jsonl
   cargo xtask bench              run the benchmarks, write BENCHMARKS.md
-  cargo xtask bench calls        only the call-cost group (BENCHMARKS.md untouched)";
+  cargo xtask bench calls        only the call-cost group (BENCHMARKS.md untouched)
+  cargo xtask bench queue        the records pipeline on a real nats-server (its section)
+  cargo xtask bench serve        witplug serve vs wasmtime serve vs native, under wrk (its section)";
 
 const BUILD_EXAMPLES: &str = "\
 Examples:
