@@ -44,7 +44,9 @@ pub enum Error {
     },
 
     /// The guest trapped: a panic, `unreachable`, an out-of-bounds access, …
-    /// The instance is gone; the next call gets a fresh one.
+    /// The instance that trapped refuses every later call ([`Error::Poisoned`]). A stateless
+    /// world's next call gets a fresh instance anyway; the state a stateful world kept in
+    /// it (an aggregator's resources, say) is lost, and the host must start it again.
     #[error(
         "plugin `{plugin}` trapped in `{export}`: {trap}{}",
         format_detail(detail)
@@ -307,6 +309,22 @@ impl Error {
                 limit: limits.max_transfer_bytes,
             };
         }
+        // A world's `bindgen!` without `exports: { default: async }` makes synchronous calls,
+        // which witplug's async stores refuse before the guest is entered.
+        if error.chain().any(|cause| {
+            cause
+                .to_string()
+                .contains("`*_async` functions are used instead")
+        }) {
+            return Error::Call {
+                plugin,
+                export,
+                source: error.context(
+                    "the world's bindings call exports synchronously: witplug needs them \
+                     generated with `bindgen!({ exports: { default: async }, .. })`",
+                ),
+            };
+        }
         let Some(trap) = error.downcast_ref::<wasmtime::Trap>().copied() else {
             return Error::Call {
                 plugin,
@@ -360,6 +378,31 @@ impl Error {
             | Error::Poisoned { plugin, .. }
             | Error::Call { plugin, .. } => Some(plugin),
             Error::Load(_)
+            | Error::Grant(_)
+            | Error::Engine(_)
+            | Error::Ticker(_)
+            | Error::Cache(_)
+            | Error::InvalidLimits(_) => None,
+        }
+    }
+
+    /// The export whose call failed, when the error is about a call (not, for example,
+    /// about an instantiation or a load).
+    pub fn export(&self) -> Option<&str> {
+        match self {
+            Error::Timeout { export, .. }
+            | Error::MemoryLimit { export, .. }
+            | Error::TableLimit { export, .. }
+            | Error::StackOverflow { export, .. }
+            | Error::FuelExhausted { export, .. }
+            | Error::TransferLimit { export, .. }
+            | Error::CapabilityDenied { export, .. }
+            | Error::Trap { export, .. }
+            | Error::Contract { export, .. }
+            | Error::Poisoned { export, .. }
+            | Error::Call { export, .. } => Some(export),
+            Error::Instantiate { .. }
+            | Error::Load(_)
             | Error::Grant(_)
             | Error::Engine(_)
             | Error::Ticker(_)

@@ -31,7 +31,8 @@ pub struct Limits {
     /// tokio runtime with its time driver enabled (`enable_time` or `enable_all`).
     pub call_timeout: Option<Duration>,
     /// Fuel (roughly, wasm instructions) one call may burn, for deterministic metering.
-    /// Only honoured when the runtime was created with fuel metering on.
+    /// Needs a runtime created with `RuntimeConfig::fuel_metering`: loading a plugin with
+    /// it on any other runtime fails with [`Error::InvalidLimits`](crate::Error::InvalidLimits).
     pub fuel_per_call: Option<u64>,
     /// Host memory the values lifted out of the guest in one call (results of an export,
     /// or arguments of a host import) may take. Bounds what a plugin can make the host

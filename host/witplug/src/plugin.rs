@@ -25,7 +25,77 @@ pub type PluginStore<D> = Store<PluginState<D>>;
 
 /// A WIT world the host can instantiate: what a `bindgen!`-generated world type needs to
 /// be hosted by witplug. The built-in worlds implement it in `worlds/`; framework authors
-/// implement it for their own `bindgen!` output (see `tests/custom_world.rs`).
+/// implement it for their own `bindgen!` output, as below (a world with a resource, a host
+/// import and a capability check, run by the tests: `host/cli/tests/all/custom_world.rs`).
+///
+/// witplug runs every instantiation and call asynchronously (deadlines, async WASI), so
+/// `bindgen!` needs `exports: { default: async }`. Calls go through [`Instance::call`].
+///
+/// ```no_run
+/// use witplug::wasmtime::{self, Store};
+/// use witplug::wasmtime::component::{HasSelf, InstancePre, Linker};
+/// use witplug::{Error, LoadedComponent, Plugin, PluginOptions, PluginState, Runtime, World};
+///
+/// witplug::wasmtime::component::bindgen!({
+///     inline: "
+///         package acme:greeter@0.1.0;
+///         interface salutation { word: func() -> string; }
+///         world greeter {
+///             import salutation;
+///             export greet: func(name: string) -> string;
+///         }
+///     ",
+///     wasmtime_crate: witplug::wasmtime,
+///     exports: { default: async },
+/// });
+///
+/// /// The host state behind the world's import.
+/// pub struct Salutation(String);
+///
+/// impl acme::greeter::salutation::Host for Salutation {
+///     fn word(&mut self) -> String {
+///         self.0.clone()
+///     }
+/// }
+///
+/// impl World for Greeter {
+///     const NAME: &'static str = "acme:greeter/greeter@0.1.0";
+///     type Data = Salutation;
+///     type Pre = GreeterPre<PluginState<Salutation>>;
+///
+///     fn add_to_linker(linker: &mut Linker<PluginState<Salutation>>) -> wasmtime::Result<()> {
+///         Greeter::add_to_linker::<_, HasSelf<Salutation>>(linker, |state| &mut state.data)
+///     }
+///
+///     fn prepare(pre: InstancePre<PluginState<Salutation>>) -> wasmtime::Result<Self::Pre> {
+///         GreeterPre::new(pre)
+///     }
+///
+///     async fn instantiate(
+///         pre: &Self::Pre,
+///         store: &mut Store<PluginState<Salutation>>,
+///     ) -> wasmtime::Result<Self> {
+///         pre.instantiate_async(store).await
+///     }
+/// }
+///
+/// # async fn demo() -> Result<(), Error> {
+/// let runtime = Runtime::new()?;
+/// let component = LoadedComponent::from_file(&runtime, "greeter.wasm")?;
+/// let plugin: Plugin<Greeter> = Plugin::with_data(
+///     &runtime,
+///     &component,
+///     PluginOptions::default().name("greeter"),
+///     || Salutation("Hello".to_owned()),
+/// )
+/// .await?;
+/// let mut instance = plugin.instantiate().await?;
+/// let greeting = instance
+///     .call("greet", async |bindings, store| bindings.call_greet(store, "Ada").await)
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
 pub trait World: Sized + Send + Sync + 'static {
     /// The world's full name, for error messages, e.g. `witplug:plugin/transform-plugin@0.1.0`.
     const NAME: &'static str;
@@ -137,6 +207,32 @@ struct PluginInner<W: World> {
     make_data: Box<dyn Fn() -> W::Data + Send + Sync>,
 }
 
+// By hand: the configuration and capabilities may hold secrets (keys, environment values),
+// so only what names the plugin and bounds it is shown.
+impl<W: World> std::fmt::Debug for Plugin<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("Plugin")
+            .field("name", &inner.name)
+            .field("world", &W::NAME)
+            .field("limits", &inner.limits)
+            .field("reuse", &inner.reuse)
+            .field("instantiations", &self.instantiations())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: World> std::fmt::Debug for Instance<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance")
+            .field("plugin", &self.store.data().plugin())
+            .field("world", &W::NAME)
+            .field("calls", &self.calls)
+            .field("poisoned_by", &self.poisoned_by)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<W: World> Clone for Plugin<W> {
     fn clone(&self) -> Self {
         Self {
@@ -199,9 +295,20 @@ impl<W: World> Plugin<W> {
         // the component; report it as an engine problem.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(Error::Engine)?;
         W::add_to_linker(&mut linker).map_err(Error::Engine)?;
-        let instance_pre = linker
-            .instantiate_pre(component.component())
-            .map_err(mismatch)?;
+        let instance_pre = match linker.instantiate_pre(component.component()) {
+            Ok(instance_pre) => instance_pre,
+            Err(imports) => {
+                // A component of another world fails on its imports first; what it lacks
+                // of the world's exports is the more telling half, so it is said first.
+                let reason = match exports_fit::<W>(runtime, component) {
+                    Ok(()) => imports,
+                    Err(exports) => wasmtime::Error::msg(format!(
+                        "{exports:#}; and its imports do not fit either: {imports:#}"
+                    )),
+                };
+                return Err(mismatch(reason).into());
+            }
+        };
         let pre = W::prepare(instance_pre).map_err(mismatch)?;
         let name: Arc<str> = options
             .name
@@ -357,6 +464,15 @@ fn start_call<D>(store: &mut PluginStore<D>, fuel: Option<u64>) {
     }
 }
 
+/// Whether `component` has every export `W` needs, whatever it imports (each import is
+/// stubbed with a trap; nothing is instantiated).
+fn exports_fit<W: World>(runtime: &Runtime, component: &LoadedComponent) -> wasmtime::Result<()> {
+    let mut linker = Linker::<PluginState<W::Data>>::new(runtime.engine());
+    linker.define_unknown_imports_as_traps(component.component())?;
+    let instance_pre = linker.instantiate_pre(component.component())?;
+    W::prepare(instance_pre).map(drop)
+}
+
 /// One instance of a plugin: its bindings and the `Store` that owns its memory and state.
 /// Dropping it frees everything the guest held.
 pub struct Instance<W: World> {
@@ -378,7 +494,27 @@ impl<W: World> Instance<W> {
         self.store.data().limiter.limits().call_timeout
     }
 
+    /// Makes one typed call to `export`: `call` gets the bindings and the store, and the
+    /// whole call runs under the plugin's [`Limits::call_timeout`] and fuel. A failure comes
+    /// back as a typed [`Error`] naming `export`, and poisons the instance (a trapped guest is
+    /// never entered again). Refused once the instance has trapped. An example is on
+    /// [`World`].
+    ///
+    /// The entry point for every call: [`Instance::parts`] and [`Instance::finish`] are its
+    /// two halves, for the rare call that needs the store between them.
+    pub async fn call<R>(
+        &mut self,
+        export: &str,
+        call: impl AsyncFnOnce(&W, &mut PluginStore<W::Data>) -> wasmtime::Result<R>,
+    ) -> Result<R, Error> {
+        let timeout = self.call_timeout();
+        let (bindings, store) = self.parts()?;
+        let result = within_call_timeout(timeout, call(bindings, store)).await;
+        self.finish(export, result)
+    }
+
     /// The bindings and the store, for one typed call; follow it with [`Instance::finish`].
+    /// Prefer [`Instance::call`], which cannot forget the deadline or the `finish`.
     /// Refused once the instance has trapped.
     pub fn parts(&mut self) -> Result<(&W, &mut PluginStore<W::Data>), Error> {
         if let Some(export) = &self.poisoned_by {
@@ -392,7 +528,7 @@ impl<W: World> Instance<W> {
     }
 
     /// Turns the raw result of a call to `export` into a typed [`Error`]. A failure poisons
-    /// the instance.
+    /// the instance. [`Instance::call`] does this for you.
     pub fn finish<R>(&mut self, export: &str, result: wasmtime::Result<R>) -> Result<R, Error> {
         result.map_err(|error| self.fail(export, error))
     }

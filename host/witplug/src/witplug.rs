@@ -42,6 +42,11 @@ pub mod slot;
 pub mod state;
 pub mod worlds;
 
+/// The wasmtime witplug is built on, for a world's glue: `bindgen!({ wasmtime_crate:
+/// witplug::wasmtime, .. })` and `witplug::wasmtime::component::Linker` need no wasmtime
+/// dependency of their own, and can never pick a version other than witplug's.
+pub use wasmtime;
+
 pub use cache::{CacheError, CompileCache};
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::{LoadedComponent, is_core_module};

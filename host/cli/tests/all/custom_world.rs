@@ -6,15 +6,19 @@
 
 use std::collections::HashSet;
 
-use wasmtime::Store;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
-use witplug::{Capabilities, CapabilityDenied, Error, Plugin, PluginOptions, PluginState, World};
+// witplug's own wasmtime, as a framework author without a wasmtime dependency would use it.
+use witplug::wasmtime::component::{HasSelf, InstancePre, Linker};
+use witplug::wasmtime::{self, Store};
+use witplug::{
+    Capabilities, CapabilityDenied, Error, Plugin, PluginConfig, PluginOptions, PluginState, World,
+};
 
 use crate::common::{component, runtime};
 
 wasmtime::component::bindgen!({
     world: "moderation",
     path: "../../examples/custom-world/wit",
+    wasmtime_crate: witplug::wasmtime,
     exports: { default: async },
     // Trappable, so that the host can refuse the lookup (a capability check).
     imports: { "acme:moderation/wordlist.is-blocked": trappable },
@@ -68,12 +72,14 @@ const SCORE: &str = "acme:moderation/scorer#score";
 
 async fn score(plugin: &Plugin<Moderation>, message: &str) -> Result<(Verdict, usize), Error> {
     let mut instance = plugin.instantiate().await?;
-    let (bindings, store) = instance.parts()?;
-    let result = bindings
-        .acme_moderation_scorer()
-        .call_score(store, message)
-        .await;
-    let verdict = instance.finish(SCORE, result)?;
+    let verdict = instance
+        .call(SCORE, async |bindings, store| {
+            bindings
+                .acme_moderation_scorer()
+                .call_score(store, message)
+                .await
+        })
+        .await?;
     Ok((verdict, instance.state().data.lookups))
 }
 
@@ -103,6 +109,67 @@ async fn a_host_function_can_deny_a_capability_with_a_typed_error() {
             if plugin == "moderator" && export == SCORE && capability == "wordlist lookups"),
         "{error:?}"
     );
+    assert_eq!(
+        (error.plugin(), error.export()),
+        (Some("moderator"), Some(SCORE))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_call_poisons_the_instance_for_every_later_call() {
+    let plugin: Plugin<Moderation> = Plugin::with_data(
+        runtime(),
+        &component("rust-scorer"),
+        PluginOptions::default().name("moderator"),
+        Blocklist::default,
+    )
+    .await
+    .expect("links");
+    let mut instance = plugin.instantiate().await.expect("instantiates");
+    let score = async |instance: &mut witplug::Instance<Moderation>| {
+        instance
+            .call(SCORE, async |bindings, store| {
+                bindings
+                    .acme_moderation_scorer()
+                    .call_score(store, "hi")
+                    .await
+            })
+            .await
+    };
+    let first = score(&mut instance).await.expect_err("lookups are denied");
+    assert!(matches!(first, Error::CapabilityDenied { .. }), "{first:?}");
+    // Granting lookups now does not matter: the guest was unwound mid-call.
+    instance.state_mut().data.lookups_granted = true;
+    let second = score(&mut instance).await.expect_err("poisoned");
+    assert!(
+        matches!(&second, Error::Poisoned { plugin, export } if plugin == "moderator" && export == SCORE),
+        "{second:?}"
+    );
+    assert!(
+        format!("{instance:?}").contains(r#"poisoned_by: Some("acme:moderation/scorer#score")"#),
+        "{instance:?}"
+    );
+}
+
+#[tokio::test]
+async fn calls_run_on_spawned_tasks_and_debug_output_holds_no_configuration() {
+    let options = PluginOptions::default()
+        .name("moderator")
+        .config(PluginConfig::new().set("api-key", "s3cret-value"));
+    let plugin: Plugin<Moderation> =
+        Plugin::with_data(runtime(), &component("rust-scorer"), options, blocklist)
+            .await
+            .expect("links");
+    let shown = format!("{plugin:?}");
+    assert!(
+        shown.contains("moderator") && shown.contains(Moderation::NAME),
+        "{shown}"
+    );
+    assert!(!shown.contains("s3cret-value"), "{shown}");
+    // `Instance::call`'s future is `Send`, so a custom world's calls can be spawned.
+    let task = tokio::spawn(async move { score(&plugin, "spam").await });
+    let (verdict, _) = task.await.expect("joins").expect("score");
+    assert_eq!(verdict.flagged, ["spam"]);
 }
 
 #[tokio::test]
@@ -133,16 +200,88 @@ async fn a_component_of_another_world_is_refused_by_the_custom_world() {
         Blocklist::default,
     )
     .await
-    .err()
-    .expect("not a moderation plugin");
+    .expect_err("not a moderation plugin");
     let message = error.to_string();
     assert!(
         message.contains("does not implement world `acme:moderation/moderation@0.1.0`"),
         "{message}"
     );
-    // The first thing that does not fit is named: here an import the world does not offer.
-    assert!(
-        message.contains("witplug:plugin/logging@0.1.0"),
-        "{message}"
-    );
+    // What the world misses is said first, then the import the world does not offer.
+    let export = message
+        .find("acme:moderation/scorer")
+        .unwrap_or_else(|| panic!("the missing export is named: {message}"));
+    let import = message
+        .find("witplug:plugin/logging@0.1.0")
+        .unwrap_or_else(|| panic!("the unknown import is named: {message}"));
+    assert!(export < import, "the export comes first: {message}");
+}
+
+/// The same world with `bindgen!`'s default, synchronous exports: a mistake witplug cannot
+/// see at load time, so the first call must say what to change.
+mod sync_exports {
+    use witplug::wasmtime::component::{HasSelf, InstancePre, Linker};
+    use witplug::wasmtime::{self, Store};
+    use witplug::{Error, Plugin, PluginOptions, PluginState, World};
+
+    use crate::common::{component, runtime};
+
+    wasmtime::component::bindgen!({
+        world: "moderation",
+        path: "../../examples/custom-world/wit",
+        wasmtime_crate: witplug::wasmtime,
+    });
+
+    #[derive(Default)]
+    pub struct NoWords;
+
+    impl acme::moderation::wordlist::Host for NoWords {
+        fn is_blocked(&mut self, _word: String) -> bool {
+            false
+        }
+    }
+
+    impl World for Moderation {
+        const NAME: &'static str = "acme:moderation/moderation@0.1.0";
+        type Data = NoWords;
+        type Pre = ModerationPre<PluginState<NoWords>>;
+
+        fn add_to_linker(linker: &mut Linker<PluginState<NoWords>>) -> wasmtime::Result<()> {
+            Moderation::add_to_linker::<_, HasSelf<NoWords>>(linker, |state| &mut state.data)
+        }
+
+        fn prepare(pre: InstancePre<PluginState<NoWords>>) -> wasmtime::Result<Self::Pre> {
+            ModerationPre::new(pre)
+        }
+
+        async fn instantiate(
+            pre: &Self::Pre,
+            store: &mut Store<PluginState<NoWords>>,
+        ) -> wasmtime::Result<Self> {
+            pre.instantiate_async(store).await
+        }
+    }
+
+    #[tokio::test]
+    async fn synchronous_bindings_are_named_as_the_cause_of_a_failed_call() {
+        let plugin: Plugin<Moderation> = Plugin::new(
+            runtime(),
+            &component("rust-scorer"),
+            PluginOptions::default().name("moderator"),
+        )
+        .await
+        .expect("links: nothing at load time tells sync bindings apart");
+        let mut instance = plugin.instantiate().await.expect("instantiates");
+        let error = instance
+            .call(super::SCORE, async |bindings, store| {
+                bindings.acme_moderation_scorer().call_score(store, "hi")
+            })
+            .await
+            .expect_err("a synchronous call on an async store");
+        assert!(matches!(error, Error::Call { .. }), "{error:?}");
+        let chain = witplug::error_chain(&error);
+        assert!(
+            chain.contains("exports: { default: async }") && chain.contains(super::SCORE),
+            "{chain}"
+        );
+    }
 }

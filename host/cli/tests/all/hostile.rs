@@ -272,8 +272,7 @@ async fn fuel_meters_guests_deterministically() {
         }),
     )
     .await
-    .err()
-    .expect("fuel without metering");
+    .expect_err("fuel without metering");
     assert!(matches!(error, Error::InvalidLimits(_)), "{error:?}");
 }
 

@@ -13,7 +13,6 @@ use super::PluginInfo;
 use super::bindings::aggregator as generated;
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::limits::within_call_timeout;
 use crate::plugin::{Instance, Plugin, PluginOptions};
 use crate::state::PluginState;
 
@@ -88,18 +87,13 @@ pub struct AggregatorInstance {
 
 impl AggregatorInstance {
     pub async fn create(&mut self, params: &Params) -> Result<Aggregation, Error> {
-        let timeout = self.instance.call_timeout();
-        let (bindings, store) = self.instance.parts()?;
-        // One statement: `aggregation()` is a temporary the call borrows.
-        let result = within_call_timeout(
-            timeout,
-            bindings
-                .witplug_plugin_aggregator()
-                .aggregation()
-                .call_constructor(store, params),
-        )
-        .await;
-        let handle = self.instance.finish(CONSTRUCTOR, result)?;
+        let handle = self
+            .instance
+            .call(CONSTRUCTOR, async |bindings, store| {
+                let aggregation = bindings.witplug_plugin_aggregator().aggregation();
+                aggregation.call_constructor(store, params).await
+            })
+            .await?;
         Ok(Aggregation { handle })
     }
 
@@ -109,58 +103,39 @@ impl AggregatorInstance {
         aggregation: &Aggregation,
         batch: &[super::Record],
     ) -> Result<Result<u64, String>, Error> {
-        let timeout = self.instance.call_timeout();
-        let (bindings, store) = self.instance.parts()?;
-        // One statement: `aggregation()` is a temporary the call borrows.
-        let result = within_call_timeout(
-            timeout,
-            bindings.witplug_plugin_aggregator().aggregation().call_add(
-                store,
-                aggregation.handle,
-                batch,
-            ),
-        )
-        .await;
-        self.instance.finish(ADD, result)
+        self.instance
+            .call(ADD, async |bindings, store| {
+                let resource = bindings.witplug_plugin_aggregator().aggregation();
+                resource.call_add(store, aggregation.handle, batch).await
+            })
+            .await
     }
 
     /// Folds `other` into `into`; `other` is lent to the guest for the call.
     pub async fn merge(&mut self, into: &Aggregation, other: &Aggregation) -> Result<(), Error> {
-        let timeout = self.instance.call_timeout();
-        let (bindings, store) = self.instance.parts()?;
-        // One statement: `aggregation()` is a temporary the call borrows.
-        let result = within_call_timeout(
-            timeout,
-            bindings
-                .witplug_plugin_aggregator()
-                .aggregation()
-                .call_merge(store, into.handle, other.handle),
-        )
-        .await;
-        self.instance.finish(MERGE, result)
+        self.instance
+            .call(MERGE, async |bindings, store| {
+                let resource = bindings.witplug_plugin_aggregator().aggregation();
+                resource.call_merge(store, into.handle, other.handle).await
+            })
+            .await
     }
 
     pub async fn snapshot(&mut self, aggregation: &Aggregation) -> Result<Vec<GroupTotal>, Error> {
-        let timeout = self.instance.call_timeout();
-        let (bindings, store) = self.instance.parts()?;
-        // One statement: `aggregation()` is a temporary the call borrows.
-        let result = within_call_timeout(
-            timeout,
-            bindings
-                .witplug_plugin_aggregator()
-                .aggregation()
-                .call_snapshot(store, aggregation.handle),
-        )
-        .await;
-        self.instance.finish(SNAPSHOT, result)
+        self.instance
+            .call(SNAPSHOT, async |bindings, store| {
+                let resource = bindings.witplug_plugin_aggregator().aggregation();
+                resource.call_snapshot(store, aggregation.handle).await
+            })
+            .await
     }
 
     /// Ends an aggregation: the guest's destructor runs now.
     pub async fn drop_aggregation(&mut self, aggregation: Aggregation) -> Result<(), Error> {
-        let timeout = self.instance.call_timeout();
-        let (_, store) = self.instance.parts()?;
-        let call = aggregation.handle.resource_drop_async(store);
-        let result = within_call_timeout(timeout, call).await;
-        self.instance.finish(DROP, result)
+        self.instance
+            .call(DROP, async |_, store| {
+                aggregation.handle.resource_drop_async(store).await
+            })
+            .await
     }
 }

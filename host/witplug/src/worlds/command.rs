@@ -44,14 +44,6 @@ pub struct CommandExit {
     pub instance: Instance<Command>,
 }
 
-impl std::fmt::Debug for Instance<Command> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Instance")
-            .field("plugin", &self.state().plugin())
-            .finish_non_exhaustive()
-    }
-}
-
 impl CommandPlugin {
     pub async fn load(
         runtime: &Runtime,

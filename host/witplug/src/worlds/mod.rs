@@ -41,11 +41,17 @@ macro_rules! builtin_world {
 macro_rules! describe_via {
     ($plugin:expr) => {{
         let mut instance = $plugin.instantiate().await?;
-        let timeout = instance.call_timeout();
-        let (bindings, store) = instance.parts()?;
-        let call = bindings.witplug_plugin_metadata().call_describe(store);
-        let result = $crate::limits::within_call_timeout(timeout, call).await;
-        let info = instance.finish("witplug:plugin/metadata#describe", result)?;
+        let info = instance
+            .call(
+                "witplug:plugin/metadata#describe",
+                async |bindings, store| {
+                    bindings
+                        .witplug_plugin_metadata()
+                        .call_describe(store)
+                        .await
+                },
+            )
+            .await?;
         Ok($crate::worlds::PluginInfo {
             name: info.name,
             version: info.version,

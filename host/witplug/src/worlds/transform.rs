@@ -11,7 +11,6 @@ use super::PluginInfo;
 use super::bindings::transform as generated;
 use crate::engine::Runtime;
 use crate::error::Error;
-use crate::limits::within_call_timeout;
 use crate::plugin::{Plugin, PluginOptions};
 use crate::state::PluginState;
 
@@ -62,13 +61,12 @@ impl TransformPlugin {
     /// record, in order; a guest that answers otherwise gets [`Error::Contract`].
     pub async fn process_batch(&self, batch: &[super::Record]) -> Result<Vec<Outcome>, Error> {
         let mut instance = self.plugin.checkout().await?;
-        let timeout = instance.call_timeout();
-        let (bindings, store) = instance.parts()?;
-        let call = bindings
-            .witplug_plugin_transformer()
-            .call_process_batch(store, batch);
-        let result = within_call_timeout(timeout, call).await;
-        let outcomes = instance.finish(PROCESS_BATCH, result)?;
+        let outcomes = instance
+            .call(PROCESS_BATCH, async |bindings, store| {
+                let transformer = bindings.witplug_plugin_transformer();
+                transformer.call_process_batch(store, batch).await
+            })
+            .await?;
         if outcomes.len() != batch.len() {
             return Err(instance.contract_error(
                 PROCESS_BATCH,
