@@ -983,6 +983,8 @@ pub fn now_secs() -> i64 {
 
 /// A JSON string literal by the contract's rule: `"` and `\` escaped, control characters
 /// below 0x20 as `\n \r \t \b \f` or `\u00xx` (lower-case hex), everything else raw.
+/// Written from the contract, not shared with the guests' `http-common`: it is the oracle
+/// their output is checked against.
 pub fn json_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
