@@ -139,7 +139,7 @@ pub enum Error {
 
     /// A stateful instance trapped earlier and can no longer be entered.
     #[error(
-        "plugin `{plugin}`: instance is unusable after an earlier trap (in `{export}`); start a new one"
+        "plugin `{plugin}`: instance is unusable after an earlier failed call (to `{export}`); start a new one"
     )]
     Poisoned { plugin: String, export: String },
 
@@ -152,6 +152,10 @@ pub enum Error {
         source: wasmtime::Error,
     },
 }
+
+/// What errors name as the export when instantiation itself (initial memory, start
+/// functions) failed.
+pub(crate) const INSTANTIATION: &str = "(instantiation)";
 
 fn format_detail(detail: &str) -> String {
     if detail.is_empty() {
@@ -316,13 +320,17 @@ impl Error {
                 .to_string()
                 .contains("`*_async` functions are used instead")
         }) {
+            let hint = if export == INSTANTIATION {
+                "the world's `World::instantiate` instantiates synchronously: witplug needs \
+                 `pre.instantiate_async(store).await`"
+            } else {
+                "the world's bindings call exports synchronously: witplug needs them \
+                 generated with `bindgen!({ exports: { default: async }, .. })`"
+            };
             return Error::Call {
                 plugin,
                 export,
-                source: error.context(
-                    "the world's bindings call exports synchronously: witplug needs them \
-                     generated with `bindgen!({ exports: { default: async }, .. })`",
-                ),
+                source: error.context(hint),
             };
         }
         let Some(trap) = error.downcast_ref::<wasmtime::Trap>().copied() else {
@@ -386,10 +394,11 @@ impl Error {
         }
     }
 
-    /// The export whose call failed, when the error is about a call (not, for example,
-    /// about an instantiation or a load).
+    /// The export whose call failed, when the error is about a call (not about an
+    /// instantiation or a load). For [`Error::Poisoned`], the export whose earlier failure
+    /// poisoned the instance.
     pub fn export(&self) -> Option<&str> {
-        match self {
+        let export = match self {
             Error::Timeout { export, .. }
             | Error::MemoryLimit { export, .. }
             | Error::TableLimit { export, .. }
@@ -400,14 +409,58 @@ impl Error {
             | Error::Trap { export, .. }
             | Error::Contract { export, .. }
             | Error::Poisoned { export, .. }
-            | Error::Call { export, .. } => Some(export),
+            | Error::Call { export, .. } => export,
             Error::Instantiate { .. }
             | Error::Load(_)
             | Error::Grant(_)
             | Error::Engine(_)
             | Error::Ticker(_)
             | Error::Cache(_)
-            | Error::InvalidLimits(_) => None,
+            | Error::InvalidLimits(_) => return None,
+        };
+        // A limit hit or a trap while instantiating is not about an export.
+        (export != INSTANTIATION).then_some(export.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(export: &str) -> Error {
+        Error::Timeout {
+            plugin: "p".to_owned(),
+            export: export.to_owned(),
+            timeout: Duration::from_millis(5),
         }
+    }
+
+    #[test]
+    fn export_names_a_call_but_not_an_instantiation() {
+        let call = timeout("iface#f");
+        assert_eq!((call.plugin(), call.export()), (Some("p"), Some("iface#f")));
+        let start = timeout(INSTANTIATION);
+        assert_eq!((start.plugin(), start.export()), (Some("p"), None));
+        let poisoned = Error::Poisoned {
+            plugin: "p".to_owned(),
+            export: "iface#g".to_owned(),
+        };
+        assert_eq!(poisoned.export(), Some("iface#g"));
+    }
+
+    #[test]
+    fn synchronous_bindings_get_the_fix_for_where_they_failed() {
+        let refused = || {
+            wasmtime::Error::msg(
+                "store configuration requires that `*_async` functions are used instead",
+            )
+        };
+        let hint = |export| {
+            let error = Error::from_call("p", export, refused(), None, &Limits::default());
+            assert!(matches!(error, Error::Call { .. }), "{error:?}");
+            error_chain(&error)
+        };
+        assert!(hint("iface#f").contains("exports: { default: async }"));
+        assert!(hint(INSTANTIATION).contains("instantiate_async"));
     }
 }

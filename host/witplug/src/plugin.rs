@@ -25,8 +25,8 @@ pub type PluginStore<D> = Store<PluginState<D>>;
 
 /// A WIT world the host can instantiate: what a `bindgen!`-generated world type needs to
 /// be hosted by witplug. The built-in worlds implement it in `worlds/`; framework authors
-/// implement it for their own `bindgen!` output, as below (a world with a resource, a host
-/// import and a capability check, run by the tests: `host/cli/tests/all/custom_world.rs`).
+/// implement it for their own `bindgen!` output, as below (compiled, not run); a world whose
+/// host import checks a capability, run by the tests, is in `host/cli/tests/all/custom_world.rs`.
 ///
 /// witplug runs every instantiation and call asynchronously (deadlines, async WASI), so
 /// `bindgen!` needs `exports: { default: async }`. Calls go through [`Instance::call`].
@@ -432,7 +432,7 @@ impl<W: World> Plugin<W> {
                 return Err(
                     match Error::from_call(
                         &inner.name,
-                        "(instantiation)",
+                        crate::error::INSTANTIATION,
                         error,
                         stderr,
                         &inner.limits,
@@ -464,13 +464,20 @@ fn start_call<D>(store: &mut PluginStore<D>, fuel: Option<u64>) {
     }
 }
 
-/// Whether `component` has every export `W` needs, whatever it imports (each import is
-/// stubbed with a trap; nothing is instantiated).
+/// Whether `component` has every export `W` needs, whatever it imports (an import the host
+/// does not offer is stubbed with a trap; nothing is instantiated).
 fn exports_fit<W: World>(runtime: &Runtime, component: &LoadedComponent) -> wasmtime::Result<()> {
+    // The real imports first, so that exports using imported resources type-check; stubs
+    // only for what is missing. A failure before `prepare` tells nothing about the exports.
     let mut linker = Linker::<PluginState<W::Data>>::new(runtime.engine());
-    linker.define_unknown_imports_as_traps(component.component())?;
-    let instance_pre = linker.instantiate_pre(component.component())?;
-    W::prepare(instance_pre).map(drop)
+    let stubbed = wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .and_then(|()| W::add_to_linker(&mut linker))
+        .and_then(|()| linker.define_unknown_imports_as_traps(component.component()))
+        .and_then(|()| linker.instantiate_pre(component.component()));
+    match stubbed {
+        Ok(instance_pre) => W::prepare(instance_pre).map(drop),
+        Err(_) => Ok(()),
+    }
 }
 
 /// One instance of a plugin: its bindings and the `Store` that owns its memory and state.
@@ -496,9 +503,9 @@ impl<W: World> Instance<W> {
 
     /// Makes one typed call to `export`: `call` gets the bindings and the store, and the
     /// whole call runs under the plugin's [`Limits::call_timeout`] and fuel. A failure comes
-    /// back as a typed [`Error`] naming `export`, and poisons the instance (a trapped guest is
-    /// never entered again). Refused once the instance has trapped. An example is on
-    /// [`World`].
+    /// back as a typed [`Error`] naming `export`, and poisons the instance (a guest unwound
+    /// mid-call is never entered again). Refused once a call of the instance has failed.
+    /// An example is on [`World`].
     ///
     /// The entry point for every call: [`Instance::parts`] and [`Instance::finish`] are its
     /// two halves, for the rare call that needs the store between them.
@@ -515,7 +522,7 @@ impl<W: World> Instance<W> {
 
     /// The bindings and the store, for one typed call; follow it with [`Instance::finish`].
     /// Prefer [`Instance::call`], which cannot forget the deadline or the `finish`.
-    /// Refused once the instance has trapped.
+    /// Refused once a call of the instance has failed.
     pub fn parts(&mut self) -> Result<(&W, &mut PluginStore<W::Data>), Error> {
         if let Some(export) = &self.poisoned_by {
             return Err(Error::Poisoned {

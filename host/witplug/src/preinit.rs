@@ -227,7 +227,7 @@ pub async fn preinitialize(
     store.set_epoch_deadline(1);
     let instance = match linker.instantiate_async(&mut store, &compiled).await {
         Ok(instance) => instance,
-        Err(error) => return Err(failed(&store, "(instantiation)", error)),
+        Err(error) => return Err(failed(&store, crate::error::INSTANTIATION, error)),
     };
     let Some(func) = instance.get_func(&mut store, index) else {
         return Err(invalid("the export is not a function".to_owned()));

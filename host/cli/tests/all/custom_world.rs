@@ -166,6 +166,14 @@ async fn calls_run_on_spawned_tasks_and_debug_output_holds_no_configuration() {
         "{shown}"
     );
     assert!(!shown.contains("s3cret-value"), "{shown}");
+    let instance = plugin.instantiate().await.expect("instantiates");
+    let shown = format!("{instance:?}");
+    assert!(
+        shown.contains("moderator") && shown.contains("calls: 0"),
+        "{shown}"
+    );
+    assert!(!shown.contains("s3cret-value"), "{shown}");
+    drop(instance);
     // `Instance::call`'s future is `Send`, so a custom world's calls can be spawned.
     let task = tokio::spawn(async move { score(&plugin, "spam").await });
     let (verdict, _) = task.await.expect("joins").expect("score");
