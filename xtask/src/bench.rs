@@ -13,7 +13,7 @@ use crate::util::{self, Paths};
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
     /// Only the benchmark groups whose name contains this (instantiate, calls,
-    /// throughput, compile); BENCHMARKS.md is only written for a full run. `queue` runs
+    /// throughput, jobs, latency, compile); BENCHMARKS.md is only written for a full run. `queue` runs
     /// the pipeline benchmark on a real nats-server instead (`host/cli/benches/queue.rs`),
     /// `serve` the HTTP handlers under wrk (`host/witplug-http/benches/serve.rs`); each
     /// writes its own section of BENCHMARKS.md.

@@ -13,6 +13,7 @@ mod queue;
 mod run;
 mod serve;
 mod transform;
+mod wit_check;
 mod worker;
 
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ enum Command {
     /// Set up a pipeline's streams, send records, read what came out (NATS JetStream).
     Queue(queue::QueueArgs),
     Serve(Box<serve::ServeArgs>),
+    WitCheck(wit_check::WitCheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => publish::run(args).await,
             Command::Queue(args) => queue::run(args).await,
             Command::Serve(args) => serve::run(*args).await,
+            Command::WitCheck(args) => wit_check::run(args),
         }
     });
     match result {

@@ -6,14 +6,20 @@
 //! `plugin-failure` lines. Each batch's lines are written and flushed as soon as they are
 //! ready; a partial batch goes out after [`IDLE_FLUSH`] without input.
 //!
+//! Up to `--jobs` batches are processed at once, each on an instance of its own; their
+//! lines are written in input order all the same, a batch's lines only once every earlier
+//! batch's are out ([`InFlight`]).
+//!
 //! Memory is bounded in total, not only per line: the lines between the reader thread and
 //! the batcher hold at most [`READ_AHEAD_BYTES`] of raw input (and [`READ_AHEAD`] lines),
-//! and a batch is processed once its raw input reaches `--max-batch-bytes`.
+//! a batch is processed once its raw input reaches `--max-batch-bytes`, and at most
+//! `--jobs` batches are in processing.
 //!
 //! SIGINT and SIGTERM stop the reading: the reader hands over the complete lines it has
 //! already read (buffered) and closes the channel; they are all processed and written, then
 //! the summary, and the exit code is 130 or 143. Input not yet read stays unread.
 
+use std::collections::VecDeque;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -28,19 +34,22 @@ use clap::Args;
 use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use witplug::jsonl;
 use witplug::worlds::transform::Outcome;
 use witplug::{Record, Stdio, TransformPlugin};
 
+use crate::engine_args::{CLI_MAX_INSTANCES, pooling_for_instances};
 use crate::policy_args::{Streams, USAGE_EXIT, is_usage_error};
 
 /// Transform JSON Lines records with a transform plugin; writes one JSON line per input line.
 ///
 /// Input lines look like {"key": "k1", "fields": {"email": " Ada@Example.COM "}}.
 /// Output lines carry "line", "key" and "outcome" (keep, drop, split, error, invalid-input
-/// or plugin-failure). Each batch is written as soon as it is done, a partial batch after
-/// 100 ms without input. A batch ends at --batch records or at --max-batch-bytes of input,
-/// whichever comes first; with the read-ahead (1 MiB) that bounds the host's memory.
+/// or plugin-failure), in input order. Each batch is written as soon as it and the batches
+/// before it are done, a partial batch after 100 ms without input. A batch ends at --batch
+/// records or at --max-batch-bytes of input, whichever comes first; --jobs batches run at
+/// once, each on its own instance; with the read-ahead (1 MiB) that bounds the host's memory.
 /// SIGINT/SIGTERM stop reading: every line already read is processed and written, then
 /// the summary, and the exit code is 130/143; input not yet read stays unread.
 ///
@@ -84,6 +93,11 @@ pub struct TransformArgs {
           value_parser = parse_byte_limit)]
     max_batch_bytes: usize,
 
+    /// Batches processed at once, each on an instance of its own (1 to 256); the output
+    /// stays in input order [default: the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    jobs: Option<u32>,
+
     #[command(flatten)]
     engine: crate::engine_args::EngineArgs,
 }
@@ -115,6 +129,17 @@ struct Tally {
     failed: usize,
 }
 
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.keep += other.keep;
+        self.drop += other.drop;
+        self.split += other.split;
+        self.error += other.error;
+        self.invalid += other.invalid;
+        self.failed += other.failed;
+    }
+}
+
 /// One input line waiting for its batch to be processed.
 enum Pending {
     Invalid {
@@ -126,27 +151,36 @@ enum Pending {
     },
 }
 
-struct Batcher {
-    plugin: TransformPlugin,
+/// The lines read since the last batch went out.
+#[derive(Default)]
+struct Batch {
     pending: Vec<Pending>,
     records: Vec<Record>,
     /// Raw input bytes of the pending lines.
-    pending_bytes: usize,
+    bytes: usize,
+}
+
+/// A processed batch: its output lines, in input order, and what they were.
+struct BatchOutput {
+    lines: Vec<String>,
     tally: Tally,
 }
 
-impl Batcher {
-    /// Processes what is pending and returns the output lines, in input order.
-    async fn flush(&mut self) -> Vec<String> {
-        self.pending_bytes = 0;
-        let records = std::mem::take(&mut self.records);
-        let mut results = self.outcomes(&records).await.into_iter();
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Processes the batch and returns its output lines, in input order.
+    async fn process(self, plugin: TransformPlugin) -> BatchOutput {
+        let mut tally = Tally::default();
+        let mut results = outcomes(&plugin, &self.records).await.into_iter();
         let mut lines = Vec::with_capacity(self.pending.len());
-        let mut records = records.iter();
-        for pending in self.pending.drain(..) {
+        let mut records = self.records.iter();
+        for pending in self.pending {
             let json = match pending {
                 Pending::Invalid { line, error } => {
-                    self.tally.invalid += 1;
+                    tally.invalid += 1;
                     jsonl::invalid_input_line(line, &error)
                 }
                 Pending::Record { line } => {
@@ -154,19 +188,19 @@ impl Batcher {
                     let key = records.next().map_or("", |record| record.key.as_str());
                     let result = results
                         .next()
-                        .unwrap_or_else(|| Err(error_without_outcome(&self.plugin)));
+                        .unwrap_or_else(|| Err(error_without_outcome(&plugin)));
                     match result {
                         Ok(outcome) => {
                             match outcome {
-                                Outcome::Keep(_) => self.tally.keep += 1,
-                                Outcome::Drop(_) => self.tally.drop += 1,
-                                Outcome::Split(_) => self.tally.split += 1,
-                                Outcome::Error(_) => self.tally.error += 1,
+                                Outcome::Keep(_) => tally.keep += 1,
+                                Outcome::Drop(_) => tally.drop += 1,
+                                Outcome::Split(_) => tally.split += 1,
+                                Outcome::Error(_) => tally.error += 1,
                             }
                             jsonl::outcome_line(line, key, &outcome)
                         }
                         Err(error) => {
-                            self.tally.failed += 1;
+                            tally.failed += 1;
                             jsonl::plugin_failure_line(line, key, &error)
                         }
                     }
@@ -174,37 +208,100 @@ impl Batcher {
             };
             lines.push(json);
         }
-        lines
+        BatchOutput { lines, tally }
+    }
+}
+
+/// One result per record: the batch in one call, or record by record if that fails.
+async fn outcomes(
+    plugin: &TransformPlugin,
+    records: &[Record],
+) -> Vec<Result<Outcome, witplug::Error>> {
+    if records.is_empty() {
+        return Vec::new();
+    }
+    match plugin.process_batch(records).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        // One record: its own retry would only fail again (a timeout would cost twice).
+        Err(error) if records.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            tracing::warn!(%error, records = records.len(), "batch failed; retrying record by record");
+            let mut results = Vec::with_capacity(records.len());
+            for record in records {
+                let result = plugin
+                    .process_batch(std::slice::from_ref(record))
+                    .await
+                    .and_then(|mut outcomes| {
+                        // `process_batch` guarantees one outcome per record.
+                        outcomes.pop().ok_or_else(|| error_without_outcome(plugin))
+                    });
+                results.push(result);
+            }
+            results
+        }
+    }
+}
+
+/// The batches in processing, oldest first, and where their lines go. Lines are written
+/// strictly in this order, so a batch that finishes early waits for the ones before it.
+struct InFlight {
+    plugin: TransformPlugin,
+    jobs: usize,
+    batches: VecDeque<JoinHandle<BatchOutput>>,
+    out: tokio::io::Stdout,
+    tally: Tally,
+}
+
+impl InFlight {
+    /// Starts processing `batch`, after writing the oldest batch's lines if `jobs` are
+    /// already in processing.
+    async fn start(&mut self, batch: Batch) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        while self.batches.len() >= self.jobs {
+            self.write_oldest().await?;
+        }
+        let plugin = self.plugin.clone();
+        self.batches.push_back(tokio::spawn(batch.process(plugin)));
+        Ok(())
     }
 
-    /// One result per record: the batch in one call, or record by record if that fails.
-    async fn outcomes(&self, records: &[Record]) -> Vec<Result<Outcome, witplug::Error>> {
-        if records.is_empty() {
-            return Vec::new();
+    /// Waits for the oldest batch and writes its lines.
+    async fn write_oldest(&mut self) -> anyhow::Result<()> {
+        let Some(oldest) = self.batches.front_mut() else {
+            return Ok(());
+        };
+        let done = oldest.await;
+        self.batches.pop_front();
+        self.write(done).await
+    }
+
+    async fn write(
+        &mut self,
+        done: Result<BatchOutput, tokio::task::JoinError>,
+    ) -> anyhow::Result<()> {
+        let output = done.context("a batch could not be processed")?;
+        self.tally.add(&output.tally);
+        write_lines(&mut self.out, output.lines).await
+    }
+
+    /// Writes every batch's lines, oldest first.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        while !self.batches.is_empty() {
+            self.write_oldest().await?;
         }
-        match self.plugin.process_batch(records).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            // One record: its own retry would only fail again (a timeout would cost twice).
-            Err(error) if records.len() == 1 => vec![Err(error)],
-            Err(error) => {
-                tracing::warn!(%error, records = records.len(), "batch failed; retrying record by record");
-                let mut results = Vec::with_capacity(records.len());
-                for record in records {
-                    let result = self
-                        .plugin
-                        .process_batch(std::slice::from_ref(record))
-                        .await
-                        .and_then(|mut outcomes| {
-                            // `process_batch` guarantees one outcome per record.
-                            outcomes
-                                .pop()
-                                .ok_or_else(|| error_without_outcome(&self.plugin))
-                        });
-                    results.push(result);
-                }
-                results
-            }
-        }
+        Ok(())
+    }
+}
+
+/// Waits for the oldest batch in processing; never, when there is none.
+async fn oldest_done(
+    batches: &mut VecDeque<JoinHandle<BatchOutput>>,
+) -> Result<BatchOutput, tokio::task::JoinError> {
+    match batches.front_mut() {
+        Some(oldest) => oldest.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -240,6 +337,8 @@ struct ParsedLine {
 /// What the main loop waits for.
 enum Event {
     Line(Option<ReadLine>),
+    /// The oldest batch in processing is done.
+    Done(Result<BatchOutput, tokio::task::JoinError>),
     Idle,
     Signal(&'static str, u8),
 }
@@ -272,7 +371,13 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_EXIT));
         }
     }
-    let runtime = resolved.runtime(&args.engine)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.map_or(cores, |jobs| jobs as usize);
+    // One instance per job, and one for the probe at load; the slots sized to fit the
+    // process's address space as ever.
+    let instances = (jobs as u32 + 1).max(CLI_MAX_INSTANCES);
+    let pooling = pooling_for_instances(resolved.limits.max_memory_bytes, instances);
+    let runtime = args.engine.runtime_for(&resolved.limits, pooling)?;
     let options = resolved.options();
     crate::log_grants(&options);
     let plugin = TransformPlugin::load(&runtime, &args.component, options).await?;
@@ -291,24 +396,26 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     let stop_reading = Arc::new(AtomicBool::new(false));
     let mut lines = spawn_reader(input, args.max_line_bytes, Arc::clone(&stop_reading))?;
 
-    let mut out = tokio::io::stdout();
     let batch_size = args.batch as usize;
-    let mut batcher = Batcher {
+    let mut batch = Batch::default();
+    let mut in_flight = InFlight {
         plugin,
-        pending: Vec::new(),
-        records: Vec::new(),
-        pending_bytes: 0,
+        jobs,
+        batches: VecDeque::with_capacity(jobs),
+        out: tokio::io::stdout(),
         tally: Tally::default(),
     };
     let mut lines_read = 0;
     let mut stopped_by = None;
     let read_error = loop {
-        let waiting = !batcher.pending.is_empty();
+        let waiting = !batch.is_empty();
         let listening = stopped_by.is_none();
         let event = tokio::select! {
             biased;
             _ = interrupt.recv(), if listening => Event::Signal("SIGINT", 130),
             _ = terminate.recv(), if listening => Event::Signal("SIGTERM", 143),
+            // Finished lines go out before more are read: a live stream sees them now.
+            done = oldest_done(&mut in_flight.batches) => Event::Done(done),
             line = lines.recv() => Event::Line(line),
             () = tokio::time::sleep(IDLE_FLUSH), if waiting => Event::Idle,
         };
@@ -319,32 +426,35 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 stopped_by = Some((name, code));
                 stop_reading.store(true, Ordering::Relaxed);
             }
-            Event::Idle => write_lines(&mut out, batcher.flush().await).await?,
+            Event::Done(done) => {
+                in_flight.batches.pop_front();
+                in_flight.write(done).await?;
+            }
+            Event::Idle => in_flight.start(std::mem::take(&mut batch)).await?,
             Event::Line(None) => break None,
             Event::Line(Some(Err(error))) => break Some(error),
             Event::Line(Some(Ok(parsed))) => {
                 let line = parsed.number;
                 lines_read = line;
-                batcher.pending_bytes = batcher.pending_bytes.saturating_add(parsed.raw_bytes);
+                batch.bytes = batch.bytes.saturating_add(parsed.raw_bytes);
                 match parsed.record {
                     Ok(record) => {
-                        batcher.records.push(record);
-                        batcher.pending.push(Pending::Record { line });
+                        batch.records.push(record);
+                        batch.pending.push(Pending::Record { line });
                     }
-                    Err(error) => batcher.pending.push(Pending::Invalid { line, error }),
+                    Err(error) => batch.pending.push(Pending::Invalid { line, error }),
                 }
-                if batcher.pending.len() >= batch_size
-                    || batcher.pending_bytes >= args.max_batch_bytes
-                {
-                    write_lines(&mut out, batcher.flush().await).await?;
+                if batch.pending.len() >= batch_size || batch.bytes >= args.max_batch_bytes {
+                    in_flight.start(std::mem::take(&mut batch)).await?;
                 }
             }
         }
     };
     // Whatever ended the input, the lines already read are processed and written.
-    write_lines(&mut out, batcher.flush().await).await?;
+    in_flight.start(batch).await?;
+    in_flight.finish().await?;
 
-    let t = &batcher.tally;
+    let t = &in_flight.tally;
     errln!(
         "witplug: {lines_read} lines: {} kept, {} split, {} dropped, {} errors, {} invalid input, {} plugin failures",
         t.keep,

@@ -13,6 +13,7 @@ use witplug::Stdio;
 use witplug_nats::jetstream::{self as js, ConsumerSettings, JetStreamSink, JetStreamSource};
 use witplug_nats::{Metrics, Registry, TransformSlot, WorkerSettings, registry};
 
+use crate::engine_args::{CLI_MAX_INSTANCES, pooling_for_instances};
 use crate::output::errln;
 use crate::policy_args::{Streams, USAGE_EXIT, UsageError, is_usage_error};
 
@@ -243,9 +244,13 @@ async fn serve(args: WorkerArgs) -> anyhow::Result<ExitCode> {
     let resolved = args
         .policy
         .resolve(&args.engine, file.policy.take(), defaults)?;
-    // Every batch in flight holds an instance, a swap's type check one more.
-    let mut pooling = resolved.pooling.clone();
-    pooling.max_instances = pooling.max_instances.max(concurrency.saturating_mul(2) + 2);
+    // Every batch in flight holds an instance, a swap's type check one more; the slots
+    // sized to fit the process's address space for that many.
+    let instances = concurrency
+        .saturating_mul(2)
+        .saturating_add(2)
+        .max(CLI_MAX_INSTANCES);
+    let pooling = pooling_for_instances(resolved.limits.max_memory_bytes, instances);
     let runtime = args.engine.runtime_for(&resolved.limits, pooling)?;
     let options = resolved.options();
     crate::log_grants(&options);

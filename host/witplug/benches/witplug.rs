@@ -812,6 +812,95 @@ async fn throughput(table: &mut Table) {
     }
 }
 
+/// `witplug transform --jobs 2` against `--jobs 1` on this machine's two cores: the release
+/// CLI on a file of records, the runs alternating, the ratio of each round's pair.
+fn transform_jobs(table: &mut Table) {
+    let witplug = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/witplug");
+    if !witplug.is_file() {
+        table.row(
+            "transform --jobs",
+            "not measured",
+            "target/release/witplug missing",
+            "",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("records.jsonl");
+    let records = 200_000;
+    let mut text = String::new();
+    for i in 0..records {
+        let email = match i % 5 {
+            0 => format!("  User{i}@Example.COM "),
+            1 => format!("a{i}@x.org; b{i}@y.org"),
+            2 => "not an address".to_owned(),
+            3 => format!("u{i}@mailinator.com"),
+            _ => format!("u{i}@example.com"),
+        };
+        text.push_str(&format!(
+            "{{\"key\":\"cust-{i:06}\",\"fields\":{{\"name\":\" Customer {i} \",\"email\":\"{email}\",\"plan\":\"pro\",\"seats\":{i}}}}}\n"
+        ));
+    }
+    std::fs::write(&input, text).expect("write records");
+    let cache = dir.path().join("cache");
+    let run = |name: &str, jobs: &str| -> Duration {
+        let started = Instant::now();
+        let out = std::process::Command::new(&witplug)
+            .args(["transform", guest(name).to_str().expect("utf-8"), "--input"])
+            .arg(&input)
+            .args(["--jobs", jobs, "--config"])
+            .arg(format!("blocked-domains={BLOCKED_DOMAIN}"))
+            .arg("--cache-dir")
+            .arg(&cache)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("spawn witplug");
+        let elapsed = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "witplug transform failed: {stderr}");
+        assert!(
+            stderr.contains(&format!("witplug: {records} lines:")),
+            "not every line was processed: {stderr}"
+        );
+        elapsed
+    };
+    for name in ["rust-email-normalizer", "go-email-normalizer"] {
+        // Warms the compile cache and the page cache.
+        run(name, "1");
+        let (mut one, mut two, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..7 {
+            // Alternating which goes first, so that drift favours neither.
+            let (a, b) = if round % 2 == 0 {
+                let a = run(name, "1");
+                (a, run(name, "2"))
+            } else {
+                let b = run(name, "2");
+                (run(name, "1"), b)
+            };
+            one.push(a);
+            two.push(b);
+            ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        }
+        let per_sec = |d: Duration| records as f64 / d.as_secs_f64();
+        table.row(
+            format!(
+                "transform --jobs 2 vs --jobs 1: {name}, 200,000 records end to end, records/s"
+            ),
+            format!("{:.0} (2 jobs)", per_sec(median(two))),
+            format!("{:.0} (1 job)", per_sec(median(one))),
+            spread(ratios),
+        );
+    }
+}
+
+/// The median of per-round ratios, with their interquartile range.
+fn spread(mut ratios: Vec<f64>) -> String {
+    ratios.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    format!("{:.2}x (IQR {:.2}-{:.2})", at(0.5), at(0.25), at(0.75))
+}
+
 /// One record through a fresh instance, end to end (instantiate, call, drop): the cost of
 /// a request when every request gets its own instance.
 async fn fresh_instance_latency(table: &mut Table) {
@@ -928,6 +1017,9 @@ fn main() {
     }
     if wanted("throughput") {
         rt.block_on(throughput(&mut table));
+    }
+    if wanted("jobs") {
+        transform_jobs(&mut table);
     }
     if wanted("latency") {
         rt.block_on(fresh_instance_latency(&mut table));

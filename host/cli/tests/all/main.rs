@@ -24,6 +24,7 @@ mod serve;
 mod slot;
 mod transform;
 mod transform_cli;
+mod wit_check;
 mod worker;
 mod worker_config;
 mod worlds;

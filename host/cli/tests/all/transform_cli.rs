@@ -549,3 +549,107 @@ fn sigterm_loses_no_line_already_read() {
 fn sigint_loses_no_line_already_read() {
     no_line_read_is_lost_on("-INT", 130);
 }
+
+/// With `--jobs`, a batch that finishes early waits for the ones before it: every batch
+/// here is one record, and the earlier ones sleep longest.
+#[test]
+fn jobs_keep_input_order_when_later_batches_finish_first() {
+    let hostile = guest_path("rust-hostile");
+    let mut input = String::new();
+    for i in 1..=12 {
+        // 110, 100, ..., 0 ms: each batch is slower than the one after it.
+        let ms = (12 - i) * 10;
+        input.push_str(&format!(
+            "{{\"key\":\"sleep\",\"fields\":{{\"ms\":{ms},\"n\":{i}}}}}\n"
+        ));
+    }
+    let out = transform(
+        &[
+            hostile.to_str().expect("utf-8"),
+            "--batch",
+            "1",
+            "--jobs",
+            "4",
+        ],
+        input.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = output_lines(&out);
+    assert_one_line_per_input_line(&lines, 12);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["outcome"], "keep", "{line}");
+        assert_eq!(line["record"]["fields"]["n"], i + 1, "{line}");
+    }
+}
+
+/// Many jobs write byte for byte what one job writes, retries of failed batches, invalid
+/// lines and the summary included.
+#[test]
+fn jobs_write_exactly_what_one_job_writes() {
+    let faulty = guest_path("rust-faulty");
+    let mut input = String::new();
+    for i in 1..=3000 {
+        match i % 97 {
+            // A panic fails its whole batch: the retry record by record keeps the others.
+            0 => input.push_str("{\"key\":\"panic\"}\n"),
+            13 => input.push_str("not json\n"),
+            _ => input.push_str(&record_line(i)),
+        }
+    }
+    let run = |jobs: &str| {
+        let out = transform(
+            &[
+                faulty.to_str().expect("utf-8"),
+                "--batch",
+                "16",
+                "--jobs",
+                jobs,
+            ],
+            input.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "--jobs {jobs}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let one = run("1");
+    let lines = output_lines(&one);
+    assert_one_line_per_input_line(&lines, 3000);
+    let failures = lines
+        .iter()
+        .filter(|line| line["outcome"] == "plugin-failure")
+        .count();
+    assert_eq!(failures, 3000 / 97, "only the panicking records fail");
+    for jobs in ["2", "5"] {
+        let many = run(jobs);
+        assert!(
+            one.stdout == many.stdout,
+            "--jobs {jobs} wrote other lines than --jobs 1"
+        );
+        let summary = |out: &Output| {
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .filter(|line| line.contains(" lines: "))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(summary(&one), summary(&many), "--jobs {jobs}");
+        assert_eq!(summary(&many).len(), 1, "one summary line");
+    }
+}
+
+#[test]
+fn jobs_must_be_between_1_and_256() {
+    for jobs in ["0", "257", "many"] {
+        let out = transform(&[&normalizer(), "--jobs", jobs], b"");
+        assert_eq!(out.status.code(), Some(2), "--jobs {jobs}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--jobs"), "--jobs {jobs}: {stderr}");
+    }
+}
