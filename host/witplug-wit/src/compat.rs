@@ -84,7 +84,7 @@ pub struct WorldReport {
 impl WorldReport {
     /// The changes that break `direction` (a removed world breaks old plugins).
     pub fn breaks(&self, direction: Direction) -> &[Break] {
-        const REMOVED: &[Break] = &[];
+        const NONE: &[Break] = &[];
         match (&self.change, direction) {
             (
                 WorldChange::Compared {
@@ -100,7 +100,7 @@ impl WorldReport {
                 },
                 Direction::NewPluginsOnOldHosts,
             ) => new_plugins_on_old_hosts,
-            _ => REMOVED,
+            _ => NONE,
         }
     }
 
@@ -583,47 +583,23 @@ impl<'a> Sides<'a> {
         match (&old.kind, &new.kind) {
             (K::Record(o), K::Record(n)) => self.compare_cases(
                 "field",
-                &o.fields
-                    .iter()
-                    .map(|f| (f.name.as_str(), Some(f.ty)))
-                    .collect::<Vec<_>>(),
-                &n.fields
-                    .iter()
-                    .map(|f| (f.name.as_str(), Some(f.ty)))
-                    .collect::<Vec<_>>(),
+                &members(&o.fields, |f| (&f.name, Some(f.ty))),
+                &members(&n.fields, |f| (&f.name, Some(f.ty))),
             ),
             (K::Variant(o), K::Variant(n)) => self.compare_cases(
                 "case",
-                &o.cases
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.ty))
-                    .collect::<Vec<_>>(),
-                &n.cases
-                    .iter()
-                    .map(|c| (c.name.as_str(), c.ty))
-                    .collect::<Vec<_>>(),
+                &members(&o.cases, |c| (&c.name, c.ty)),
+                &members(&n.cases, |c| (&c.name, c.ty)),
             ),
             (K::Enum(o), K::Enum(n)) => self.compare_cases(
                 "case",
-                &o.cases
-                    .iter()
-                    .map(|c| (c.name.as_str(), None))
-                    .collect::<Vec<_>>(),
-                &n.cases
-                    .iter()
-                    .map(|c| (c.name.as_str(), None))
-                    .collect::<Vec<_>>(),
+                &members(&o.cases, |c| (&c.name, None)),
+                &members(&n.cases, |c| (&c.name, None)),
             ),
             (K::Flags(o), K::Flags(n)) => self.compare_cases(
                 "flag",
-                &o.flags
-                    .iter()
-                    .map(|f| (f.name.as_str(), None))
-                    .collect::<Vec<_>>(),
-                &n.flags
-                    .iter()
-                    .map(|f| (f.name.as_str(), None))
-                    .collect::<Vec<_>>(),
+                &members(&o.flags, |f| (&f.name, None)),
+                &members(&n.flags, |f| (&f.name, None)),
             ),
             (K::Resource, K::Resource) => Vec::new(),
             (o, n) if o.as_str() != n.as_str() => {
@@ -753,6 +729,19 @@ impl<'a> Sides<'a> {
             _ => false,
         }
     }
+}
+
+/// A record's fields, a variant's cases, ...: each member's name and payload type.
+fn members<'t, T>(
+    list: &'t [T],
+    member: impl Fn(&'t T) -> (&'t String, Option<Type>),
+) -> Vec<(&'t str, Option<Type>)> {
+    list.iter()
+        .map(|item| {
+            let (name, ty) = member(item);
+            (name.as_str(), ty)
+        })
+        .collect()
 }
 
 /// Why a required item's absence breaks `direction`.

@@ -828,18 +828,11 @@ fn transform_jobs(table: &mut Table) {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("records.jsonl");
     let records = 200_000;
+    // The records of the in-process rows, in the CLI's input format.
     let mut text = String::new();
-    for i in 0..records {
-        let email = match i % 5 {
-            0 => format!("  User{i}@Example.COM "),
-            1 => format!("a{i}@x.org; b{i}@y.org"),
-            2 => "not an address".to_owned(),
-            3 => format!("u{i}@mailinator.com"),
-            _ => format!("u{i}@example.com"),
-        };
-        text.push_str(&format!(
-            "{{\"key\":\"cust-{i:06}\",\"fields\":{{\"name\":\" Customer {i} \",\"email\":\"{email}\",\"plan\":\"pro\",\"seats\":{i}}}}}\n"
-        ));
+    for record in sample_records(records) {
+        text.push_str(&::witplug::jsonl::record_line(&record));
+        text.push('\n');
     }
     std::fs::write(&input, text).expect("write records");
     let cache = dir.path().join("cache");
