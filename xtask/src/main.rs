@@ -9,6 +9,7 @@ mod go_guests;
 mod host_cli;
 mod http_wit;
 mod preinit;
+mod released_wit;
 mod rust_guests;
 mod test;
 mod toolchain;

@@ -1,6 +1,6 @@
 //! `cargo xtask test`: builds the guests, then runs the workspace tests (which load them),
-//! the Rust guests' unit tests, the Go guests' unit tests and the lints (rustfmt, clippy),
-//! stopping at the first failure. Lints run here, not only in CI, so that a green local
+//! the Rust guests' unit tests, the Go guests' unit tests, the check of the released WIT
+//! (`wit/released.toml`) and the lints (rustfmt, clippy), stopping at the first failure. Lints run here, not only in CI, so that a green local
 //! run means a green CI.
 
 use std::process::Command;
@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::build::{self, BuildArgs};
-use crate::go_guests;
 use crate::util::{self, Paths};
+use crate::{go_guests, released_wit};
 
 #[derive(Args, Debug)]
 pub(crate) struct TestArgs {
@@ -48,6 +48,11 @@ pub(crate) fn run(args: &TestArgs) -> anyhow::Result<()> {
 
     heading("Go guest unit tests");
     go_guests::unit_tests(&paths)?;
+
+    heading("released WIT");
+    for checked in released_wit::check(&paths)? {
+        eprintln!("unchanged either way: {checked}");
+    }
 
     heading("lints");
     lint(&paths, args.jobs)

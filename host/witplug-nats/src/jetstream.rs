@@ -62,6 +62,10 @@ impl ConsumerLimits {
 /// of at most [`JetStreamSource::WAIT`] for one input: nothing is ever pulled for this
 /// worker that it will not take, so a worker that stops leaves no input stranded until
 /// its ack wait (an abandoned continuous pull would).
+///
+/// Each request also has a deadline of ours: a no-wait fetch has none in async-nats, and
+/// one whose request or reply is lost to a broken connection (a server restart, a
+/// partition) would otherwise wait for ever and stop the worker.
 pub struct JetStreamSource {
     consumer: jetstream::consumer::Consumer<pull::Config>,
     limits: ConsumerLimits,
@@ -70,6 +74,11 @@ pub struct JetStreamSource {
 impl JetStreamSource {
     /// How long an idle worker waits for an input per pull request.
     pub const WAIT: Duration = Duration::from_millis(500);
+
+    /// How long past its own wait a pull request may take before it counts as lost. A
+    /// server answers a no-wait fetch at once; inputs delivered to a request given up on
+    /// are delivered again after their ack wait, so nothing is lost by giving up.
+    pub const LOST_AFTER: Duration = Duration::from_secs(5);
 
     /// Opens (creating if missing) the durable consumer.
     pub async fn open(context: &Context, settings: &ConsumerSettings) -> Result<Self, QueueError> {
@@ -159,17 +168,31 @@ impl JetStreamSource {
             .messages()
             .await
             .map_err(|e| QueueError::request("cannot pull inputs", e))?;
-        Ok(Self::collect(messages).await)
+        Ok(Self::collect(messages, Duration::ZERO).await)
     }
 
-    /// Takes every message of a pull request until the request ends.
-    async fn collect(mut messages: jetstream::consumer::pull::Batch) -> Vec<Input<JetStreamAcker>> {
+    /// Takes every message of a pull request until the request ends, or until `wait`
+    /// plus [`Self::LOST_AFTER`] has passed (what came by then is kept).
+    async fn collect(
+        mut messages: jetstream::consumer::pull::Batch,
+        wait: Duration,
+    ) -> Vec<Input<JetStreamAcker>> {
+        let deadline = tokio::time::Instant::now() + wait + Self::LOST_AFTER;
         let mut inputs = Vec::new();
-        while let Some(message) = messages.next().await {
-            match message {
-                Ok(message) => inputs.extend(Self::input(message)),
-                Err(error) => {
+        loop {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(Ok(message))) => inputs.extend(Self::input(message)),
+                Ok(Some(Err(error))) => {
                     tracing::warn!(%error, "pulling inputs");
+                    break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        taken = inputs.len(),
+                        "a pull request had no answer in time (lost to a broken connection?); \
+                         asking again"
+                    );
                     break;
                 }
             }
@@ -195,7 +218,7 @@ impl Source for JetStreamSource {
             .messages()
             .await
             .map_err(|e| QueueError::request("cannot pull inputs", e))?;
-        let mut batch = Self::collect(waiting).await;
+        let mut batch = Self::collect(waiting, Self::WAIT).await;
         if !batch.is_empty() && max > 1 {
             batch.extend(self.ready(max - 1).await?);
         }

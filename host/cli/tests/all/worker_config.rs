@@ -6,9 +6,11 @@ use serde_json::Value as Json;
 
 use crate::common::guest_path;
 use crate::nats::{
-    CONSUMER, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes, wait_until,
-    witplug, worker_args,
+    CONSUMER, CuttableLink, DEAD_LETTER, INPUT, NatsServer, OUTPUT, Worker, transform_outcomes,
+    wait_until, witplug, worker_args,
 };
+use witplug_nats::jetstream::{ConsumerSettings, JetStreamSource};
+use witplug_nats::{Acker as _, Source as _};
 
 fn payloads() -> Vec<Vec<u8>> {
     (0..60)
@@ -283,4 +285,71 @@ async fn a_server_restart_does_not_stop_the_worker() {
     assert_eq!(keys, expected, "every record once, across the restart");
     worker.sigterm();
     assert!(worker.wait(Duration::from_secs(20)).await.success());
+}
+
+/// A pull request whose reply never comes (its connection broke with no word to either
+/// side) must not hold the worker: this once stopped a worker for good after a server
+/// restart, with a few inputs delivered to a request the client had lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_lost_on_a_broken_link_gives_up_and_nothing_is_lost() {
+    let server = NatsServer::start();
+    let nats = server.connect().await;
+    nats.create_pipeline_streams().await;
+    let link = CuttableLink::to(server.addr()).await;
+    let client = witplug_nats::jetstream::connect(&link.url())
+        .await
+        .expect("connect through the link");
+    let mut source = JetStreamSource::open(
+        &async_nats::jetstream::new(client),
+        &ConsumerSettings {
+            stream: INPUT.name.to_owned(),
+            durable: "cut".to_owned(),
+            max_deliver: 10,
+            ack_wait: Duration::from_secs(1),
+            max_ack_pending: 100,
+        },
+    )
+    .await
+    .expect("open the consumer");
+    let payloads: Vec<Vec<u8>> = (0..5).map(|i| format!("r{i}").into_bytes()).collect();
+    let inputs = nats.publish_inputs(&payloads).await;
+
+    // Inputs are ready, so the pull is a no-wait fetch; it reaches no server.
+    link.cut();
+    let bound = JetStreamSource::WAIT + JetStreamSource::LOST_AFTER + Duration::from_secs(20);
+    let pulled = tokio::time::timeout(bound, source.next_batch(8)).await;
+    assert!(
+        pulled.is_ok(),
+        "next_batch still waiting {bound:?} after the link was cut"
+    );
+
+    // Once the client reconnects, every input comes and is acked: any delivered to a
+    // request given up on come again after their ack wait.
+    link.heal();
+    let mut acked = std::collections::BTreeSet::new();
+    wait_until(
+        "every input pulled and acked after the link healed",
+        Duration::from_secs(60),
+        async || {
+            if let Ok(batch) = source.next_batch(8).await {
+                for input in batch {
+                    let sequence = input.position.sequence;
+                    if input.acker.ack().await.is_ok() {
+                        acked.insert(sequence);
+                    }
+                }
+            }
+            if acked.len() == inputs.len() {
+                Ok(())
+            } else {
+                Err(format!("acked {acked:?}"))
+            }
+        },
+    )
+    .await;
+    let expected: std::collections::BTreeSet<u64> = inputs.iter().map(|i| i.seq).collect();
+    assert_eq!(acked, expected);
+    let info = nats.consumer_info("cut").await;
+    assert_eq!(info.num_ack_pending, 0, "{info:?}");
+    assert_eq!(info.num_pending, 0, "{info:?}");
 }

@@ -20,6 +20,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value as Json;
 
+mod link;
+pub use link::CuttableLink;
+
 /// A port nobody listens on right now (for `--metrics`).
 pub use crate::common::free_port;
 use crate::common::{WitplugChild, tail, witplug_command};
@@ -166,6 +169,11 @@ impl NatsServer {
     /// The `nats://127.0.0.1:PORT` URL of the server.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The server's log so far (for failure messages).
