@@ -6,3 +6,8 @@ require witplug.dev/http-common v0.0.0
 
 // Shared with the other handlers; never fetched (see ../http-common/go.mod).
 replace witplug.dev/http-common => ../http-common
+
+require witplug.dev/guestgc v0.0.0
+
+// Keeps the collector out of cabi_realloc; never fetched (see ../guestgc/go.mod).
+replace witplug.dev/guestgc => ../guestgc

@@ -86,6 +86,8 @@ enum Wit {
     Repo,
     /// `target/http-wit/`, the HTTP handlers' world with its WASI deps (see http_wit.rs).
     Http,
+    /// `host/witplug/benches/shapes-wit/`, the candidate record shapes of the bench.
+    Shapes,
 }
 
 impl Wit {
@@ -94,6 +96,7 @@ impl Wit {
         match self {
             Wit::Repo => Ok(paths.root.join("wit")),
             Wit::Http => crate::http_wit::prepare(paths),
+            Wit::Shapes => Ok(paths.root.join("host/witplug/benches/shapes-wit")),
         }
     }
 }
@@ -107,7 +110,7 @@ const HTTP_HANDLER: Kind = Kind::Reactor {
 /// The bindings-side helpers every HTTP handler shares.
 const HTTP_SHARED: &[&str] = &["http-hello/wasihttp"];
 
-const GUESTS: [Guest; 6] = [
+const GUESTS: [Guest; 7] = [
     Guest {
         dir: "email-normalizer",
         kind: Kind::Reactor {
@@ -128,6 +131,15 @@ const GUESTS: [Guest; 6] = [
         kind: Kind::Reactor {
             wit: Wit::Repo,
             world: "transform-plugin",
+        },
+        native_tests: &[],
+        shared: &[],
+    },
+    Guest {
+        dir: "shapes",
+        kind: Kind::Reactor {
+            wit: Wit::Shapes,
+            world: "shapes",
         },
         native_tests: &[],
         shared: &[],

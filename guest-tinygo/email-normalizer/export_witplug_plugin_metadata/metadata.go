@@ -4,10 +4,15 @@
 // package main, calls Describe.
 package export_witplug_plugin_metadata
 
-import metadata "wit_component/witplug_plugin_metadata"
+import (
+	metadata "wit_component/witplug_plugin_metadata"
+
+	"witplug.dev/guestgc"
+)
 
 // Describe says what this plugin is.
 func Describe() metadata.PluginInfo {
+	guestgc.Collect()
 	return metadata.PluginInfo{
 		Name:        "email-normalizer",
 		Version:     "0.1.0",

@@ -15,17 +15,26 @@ import (
 	types "wit_component/witplug_plugin_types"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
+	"witplug.dev/guestgc"
 )
+
+// collectEvery is how many records go by between two chances to collect garbage: the
+// collector only runs where guestgc.Collect is called (see package guestgc).
+const collectEvery = 256
 
 // ProcessBatch applies the rule to every record: one outcome per record, in input order.
 //
 // The configuration is read on every call rather than cached, so that an instance
 // snapshotted after a first call (pre-initialisation) still follows its own configuration.
 func ProcessBatch(batch []types.Record) []transformer.Outcome {
+	guestgc.Collect()
 	cfg := rule.ParseConfig(getConfig)
 	outcomes := make([]transformer.Outcome, len(batch))
 	var counts [rule.Error + 1]int
 	for i, record := range batch {
+		if i%collectEvery == collectEvery-1 {
+			guestgc.Collect()
+		}
 		outcome := rule.Apply(cfg, fromWIT(record))
 		counts[outcome.Kind]++
 		outcomes[i] = toWIT(outcome)

@@ -11,10 +11,13 @@ import (
 
 	clock "wit_component/wasi_clocks_wall_clock"
 	types "wit_component/wasi_http_types"
+
+	"witplug.dev/guestgc"
 )
 
 // Handle checks the request's bearer token.
 func Handle(request *types.IncomingRequest, out *types.ResponseOutparam) {
+	guestgc.Collect()
 	key, hasKey := wasihttp.Config("auth-key")
 	authorization, hasAuthorization := wasihttp.Header(request, "authorization")
 	request.Drop()

@@ -10,10 +10,13 @@ import (
 	"wit_component/wasihttp"
 
 	types "wit_component/wasi_http_types"
+
+	"witplug.dev/guestgc"
 )
 
 // Handle redirects the request to its region, or describes the choice in JSON.
 func Handle(request *types.IncomingRequest, out *types.ResponseOutparam) {
+	guestgc.Collect()
 	country, _ := wasihttp.Header(request, "x-geo-country")
 	clientIP, _ := wasihttp.Header(request, "x-witplug-client-ip")
 	r := rule.Route(rule.Request{

@@ -9,10 +9,13 @@ import (
 	"wit_component/wasihttp"
 
 	types "wit_component/wasi_http_types"
+
+	"witplug.dev/guestgc"
 )
 
 // Handle answers any request with 200 and `hello from witplug`.
 func Handle(request *types.IncomingRequest, out *types.ResponseOutparam) {
+	guestgc.Collect()
 	request.Drop()
 	wasihttp.Send(out, wasihttp.Response{
 		Status:  200,

@@ -222,15 +222,18 @@ macro_rules! sample {
         }
         let mut times = Vec::with_capacity($samples);
         for _ in 0..$samples {
-            let started = Instant::now();
+            let started = std::time::Instant::now();
             for _ in 0..$group {
                 $body
             }
             times.push(started.elapsed() / $group as u32);
         }
-        stats(times)
+        crate::stats(times)
     }};
 }
+
+// After `sample!`, which it uses.
+mod shapes;
 
 fn us(d: Duration) -> String {
     format!("{:.2} us", d.as_secs_f64() * 1e6)
@@ -887,11 +890,17 @@ fn transform_jobs(table: &mut Table) {
     }
 }
 
+/// The first quartile, median and third quartile of per-round figures.
+fn quartiles(mut figures: Vec<f64>) -> [f64; 3] {
+    figures.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| figures[((figures.len() - 1) as f64 * q).round() as usize];
+    [at(0.25), at(0.5), at(0.75)]
+}
+
 /// The median of per-round ratios, with their interquartile range.
-fn spread(mut ratios: Vec<f64>) -> String {
-    ratios.sort_unstable_by(f64::total_cmp);
-    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
-    format!("{:.2}x (IQR {:.2}-{:.2})", at(0.5), at(0.25), at(0.75))
+fn spread(ratios: Vec<f64>) -> String {
+    let [q1, median, q3] = quartiles(ratios);
+    format!("{median:.2}x (IQR {q1:.2}-{q3:.2})")
 }
 
 /// One record through a fresh instance, end to end (instantiate, call, drop): the cost of
@@ -1010,6 +1019,9 @@ fn main() {
     }
     if wanted("throughput") {
         rt.block_on(throughput(&mut table));
+    }
+    if wanted("shapes") {
+        rt.block_on(shapes::shapes(&mut table));
     }
     if wanted("jobs") {
         transform_jobs(&mut table);

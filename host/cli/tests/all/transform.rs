@@ -403,3 +403,46 @@ async fn a_wrong_number_of_outcomes_breaks_the_contract() {
         "{error:?}"
     );
 }
+
+/// The host lowers a batch into a Go guest through its `cabi_realloc`, where a component may
+/// not call imports; if Go's collector started there, it would read the clocks through
+/// WASI and the call would trap ("cannot leave component instance"). Batch after batch
+/// on one instance the heap fills with the garbage of earlier calls, so without the guest's
+/// own care a collection does start inside an allocation sooner or later. The guest
+/// collects where it may instead (guest-tinygo/guestgc): the 60 calls make far more
+/// garbage than the 64 MiB the instance may have, so it must collect, and never in the
+/// wrong place.
+#[tokio::test]
+async fn a_go_guest_never_collects_garbage_while_the_host_lowers_a_batch() {
+    use witplug::{InstanceReuse, Limits};
+    let limits = Limits {
+        max_memory_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let plugin = plugin(
+        "go-email-normalizer",
+        PluginOptions::default()
+            .limits(limits)
+            .reuse(InstanceReuse::UpTo { max_calls: 10_000 }),
+    )
+    .await;
+    let batch: Vec<Record> = (0..2_000)
+        .map(|i| {
+            record(
+                &format!("k{i}"),
+                &[
+                    ("name", text(&format!(" Customer {i} "))),
+                    ("email", text(&format!(" U{i}@Example.org "))),
+                    ("plan", text("pro")),
+                ],
+            )
+        })
+        .collect();
+    for call in 0..60 {
+        let outcomes = plugin
+            .process_batch(&batch)
+            .await
+            .unwrap_or_else(|e| panic!("call {call} on one instance failed: {e:?}"));
+        assert_eq!(outcomes.len(), batch.len());
+    }
+}
