@@ -13,7 +13,8 @@ use crate::util::{self, Paths};
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
     /// Only the benchmark groups whose name contains this (instantiate, calls,
-    /// throughput, jobs, latency, compile); BENCHMARKS.md is only written for a full run. `queue` runs
+    /// throughput, shapes, jobs, latency, compile; `first-call` runs only when named);
+    /// BENCHMARKS.md is only written for a full run. `queue` runs
     /// the pipeline benchmark on a real nats-server instead (`host/cli/benches/queue.rs`),
     /// `serve` the HTTP handlers under wrk (`host/witplug-http/benches/serve.rs`); each
     /// writes its own section of BENCHMARKS.md.

@@ -8,7 +8,8 @@
 //!
 //! Up to `--jobs` batches are processed at once, each on an instance of its own; their
 //! lines are written in input order all the same, a batch's lines only once every earlier
-//! batch's are out ([`InFlight`]).
+//! batch's are out ([`InFlight`]). A batch's task also parses its lines and writes its
+//! JSON, so that only reading and writing bytes stay on one thread.
 //!
 //! Memory is bounded in total, not only per line: the lines between the reader thread and
 //! the batcher hold at most [`READ_AHEAD_BYTES`] of raw input (and [`READ_AHEAD`] lines),
@@ -140,7 +141,7 @@ impl Tally {
     }
 }
 
-/// One input line waiting for its batch to be processed.
+/// One input line of a batch in processing, once parsed.
 enum Pending {
     Invalid {
         line: usize,
@@ -151,12 +152,13 @@ enum Pending {
     },
 }
 
-/// The lines read since the last batch went out.
+/// The lines read since the last batch went out, not yet parsed: parsing is done by the
+/// batch's own task, so that with several jobs it runs on every core, not on the one that
+/// reads.
 #[derive(Default)]
 struct Batch {
-    pending: Vec<Pending>,
-    records: Vec<Record>,
-    /// Raw input bytes of the pending lines.
+    lines: Vec<jsonl::InputLine>,
+    /// Raw input bytes of the lines.
     bytes: usize,
 }
 
@@ -168,16 +170,31 @@ struct BatchOutput {
 
 impl Batch {
     fn is_empty(&self) -> bool {
-        self.pending.is_empty()
+        self.lines.is_empty()
     }
 
-    /// Processes the batch and returns its output lines, in input order.
+    /// Parses the batch, processes it and returns its output lines, in input order.
     async fn process(self, plugin: TransformPlugin) -> BatchOutput {
+        let mut records = Vec::with_capacity(self.lines.len());
+        let mut pending = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            match jsonl::parse_input_line(line) {
+                Ok(record) => {
+                    records.push(record);
+                    pending.push(Pending::Record { line: line.number });
+                }
+                Err(error) => pending.push(Pending::Invalid {
+                    line: line.number,
+                    error,
+                }),
+            }
+        }
+        drop(self.lines);
         let mut tally = Tally::default();
-        let mut results = outcomes(&plugin, &self.records).await.into_iter();
-        let mut lines = Vec::with_capacity(self.pending.len());
-        let mut records = self.records.iter();
-        for pending in self.pending {
+        let mut results = outcomes(&plugin, &records).await.into_iter();
+        let mut lines = Vec::with_capacity(pending.len());
+        let mut records = records.iter();
+        for pending in pending {
             let json = match pending {
                 Pending::Invalid { line, error } => {
                     tally.invalid += 1;
@@ -253,18 +270,28 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Starts processing `batch`, after writing the oldest batch's lines if `jobs` are
-    /// already in processing.
+    /// Starts processing `batch`; if `jobs` are already in processing, once the oldest is
+    /// done. The oldest's lines are written after the new batch has started, so that the
+    /// core it leaves does not wait for the write.
     async fn start(&mut self, batch: Batch) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let mut finished = None;
         while self.batches.len() >= self.jobs {
-            self.write_oldest().await?;
+            if let Some(done) = finished.take() {
+                self.write(done).await?;
+            }
+            if let Some(oldest) = self.batches.pop_front() {
+                finished = Some(oldest.await);
+            }
         }
         let plugin = self.plugin.clone();
         self.batches.push_back(tokio::spawn(batch.process(plugin)));
-        Ok(())
+        match finished {
+            Some(done) => self.write(done).await,
+            None => Ok(()),
+        }
     }
 
     /// Waits for the oldest batch and writes its lines.
@@ -321,13 +348,12 @@ fn parse_byte_limit(text: &str) -> Result<usize, String> {
     }
 }
 
-/// One input line as the reader thread hands it over: its number and its record, or why
-/// it has none; an `Err` is a failed read, the last message.
-type ReadLine = std::io::Result<ParsedLine>;
+/// One input line as the reader thread hands it over, not yet parsed; an `Err` is a
+/// failed read, the last message.
+type ReadLine = std::io::Result<LineRead>;
 
-struct ParsedLine {
-    number: usize,
-    record: Result<Record, jsonl::RecordJsonError>,
+struct LineRead {
+    line: jsonl::InputLine,
     /// Its length as read (ending excluded; 0 for a line not held, such as an over-long one).
     raw_bytes: usize,
     /// Its share of [`READ_AHEAD_BYTES`], given back when the batcher takes the line.
@@ -407,6 +433,11 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     };
     let mut lines_read = 0;
     let mut stopped_by = None;
+    // One timer for the idle flush, moved on only when it fires or a batch starts filling:
+    // a timer set per line would cost more than the line.
+    let idle = tokio::time::sleep(IDLE_FLUSH);
+    tokio::pin!(idle);
+    let mut last_line = tokio::time::Instant::now();
     let read_error = loop {
         let waiting = !batch.is_empty();
         let listening = stopped_by.is_none();
@@ -417,7 +448,7 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             // Finished lines go out before more are read: a live stream sees them now.
             done = oldest_done(&mut in_flight.batches) => Event::Done(done),
             line = lines.recv() => Event::Line(line),
-            () = tokio::time::sleep(IDLE_FLUSH), if waiting => Event::Idle,
+            () = &mut idle, if waiting => Event::Idle,
         };
         match event {
             // The reader hands over what it has read and closes the channel; the lines are
@@ -430,21 +461,21 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 in_flight.batches.pop_front();
                 in_flight.write(done).await?;
             }
+            Event::Idle if last_line.elapsed() < IDLE_FLUSH => {
+                idle.as_mut().reset(last_line + IDLE_FLUSH);
+            }
             Event::Idle => in_flight.start(std::mem::take(&mut batch)).await?,
             Event::Line(None) => break None,
             Event::Line(Some(Err(error))) => break Some(error),
-            Event::Line(Some(Ok(parsed))) => {
-                let line = parsed.number;
-                lines_read = line;
-                batch.bytes = batch.bytes.saturating_add(parsed.raw_bytes);
-                match parsed.record {
-                    Ok(record) => {
-                        batch.records.push(record);
-                        batch.pending.push(Pending::Record { line });
-                    }
-                    Err(error) => batch.pending.push(Pending::Invalid { line, error }),
+            Event::Line(Some(Ok(read))) => {
+                last_line = tokio::time::Instant::now();
+                if batch.is_empty() {
+                    idle.as_mut().reset(last_line + IDLE_FLUSH);
                 }
-                if batch.pending.len() >= batch_size || batch.bytes >= args.max_batch_bytes {
+                lines_read = read.line.number;
+                batch.bytes = batch.bytes.saturating_add(read.raw_bytes);
+                batch.lines.push(read.line);
+                if batch.lines.len() >= batch_size || batch.bytes >= args.max_batch_bytes {
                     in_flight.start(std::mem::take(&mut batch)).await?;
                 }
             }
@@ -476,7 +507,7 @@ pub async fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Reads and parses lines on a thread of its own: a blocking read of stdin there never
+/// Reads lines on a thread of its own: a blocking read of stdin there never
 /// holds up the exit (a tokio stdin read would, until its next line). Once `stop` is set
 /// it sends the complete lines it has buffered, drops a partial one and closes the channel.
 fn spawn_reader(
@@ -508,19 +539,28 @@ fn spawn_reader(
                 // At least 1 so that even empty lines count; at most the whole budget so
                 // that a longer line still passes, alone. The semaphore is never closed.
                 let permits = raw_bytes.clamp(1, READ_AHEAD_BYTES) as u32;
-                let Ok(permit) =
-                    runtime.block_on(Arc::clone(&read_ahead).acquire_many_owned(permits))
-                else {
-                    break;
+                // Blocking (through the runtime) only when it must: most lines find room.
+                let permit = match Arc::clone(&read_ahead).try_acquire_many_owned(permits) {
+                    Ok(permit) => permit,
+                    Err(_) => match runtime
+                        .block_on(Arc::clone(&read_ahead).acquire_many_owned(permits))
+                    {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
                 };
-                let message = Ok(ParsedLine {
-                    number: line.number,
-                    record: jsonl::parse_input_line(&line),
+                let message = Ok(LineRead {
+                    line,
                     raw_bytes,
                     _read_ahead: permit,
                 });
                 // A closed channel means the batcher has stopped (closed stdout).
-                if sender.blocking_send(message).is_err() {
+                let sent = match sender.try_send(message) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(message)) => sender.blocking_send(message),
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                };
+                if sent.is_err() {
                     break;
                 }
             }

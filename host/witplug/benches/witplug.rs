@@ -903,6 +903,51 @@ fn spread(ratios: Vec<f64>) -> String {
     format!("{median:.2}x (IQR {q1:.2}-{q3:.2})")
 }
 
+/// The first call into a new instance against the second, for one record, through bare
+/// wasmtime: what a fresh instance per request pays in guest work beyond instantiation.
+/// Only run when asked for (`cargo xtask bench first-call`); with `WITPLUG_BENCH_PERFMAP=1`
+/// the engine writes `/tmp/perf-PID.map`, so that `perf record` names the guest's
+/// functions (see BENCHMARKS.md).
+async fn first_call(table: &mut Table) {
+    let mut config = Config::new();
+    if std::env::var_os("WITPLUG_BENCH_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    let engine = Engine::new(&config).expect("engine");
+    let one = to_bare(&sample_records(1));
+    let mut names = vec!["rust-email-normalizer", "go-email-normalizer"];
+    if go_preinit_built() {
+        names.push("go-email-normalizer-preinit");
+    }
+    for name in names {
+        let pre = bare_transform_pre(&engine, &std::fs::read(guest(name)).expect("read"));
+        let (mut first, mut second) = (Vec::new(), Vec::new());
+        for _ in 0..300 {
+            let mut store = Store::new(&engine, Bare::new());
+            let plugin = pre
+                .instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+            for times in [&mut first, &mut second] {
+                let started = Instant::now();
+                plugin
+                    .witplug_plugin_transformer()
+                    .call_process_batch(&mut store, &one)
+                    .await
+                    .expect("batch");
+                times.push(started.elapsed());
+            }
+        }
+        let (first, second) = (stats(first), stats(second));
+        table.row(
+            format!("first call vs second call on one instance: {name}, 1 record, p50"),
+            us(first.p50),
+            format!("{} second", us(second.p50)),
+            ratio(first.p50, second.p50),
+        );
+    }
+}
+
 /// One record through a fresh instance, end to end (instantiate, call, drop): the cost of
 /// a request when every request gets its own instance.
 async fn fresh_instance_latency(table: &mut Table) {
@@ -1025,6 +1070,10 @@ fn main() {
     }
     if wanted("jobs") {
         transform_jobs(&mut table);
+    }
+    // Not part of a full run: a diagnostic, for `perf`.
+    if filter.as_deref() == Some("first-call") {
+        rt.block_on(first_call(&mut table));
     }
     if wanted("latency") {
         rt.block_on(fresh_instance_latency(&mut table));
