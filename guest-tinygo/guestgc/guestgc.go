@@ -27,24 +27,39 @@ func init() {
 // minGoal is the smallest heap that is worth a collection, as Go's own minimum goal.
 const minGoal = 4 << 20
 
-var samples = []metrics.Sample{
-	{Name: "/gc/heap/live:bytes"},
-	{Name: "/memory/classes/heap/objects:bytes"},
-}
+// heapBytes reads the bytes of heap objects, live or not yet collected.
+var heapBytes = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 
-// Collect runs a collection if the heap has grown enough since the last one.
+var (
+	// calls counts the calls of Collect in this instance. The first has no earlier call's
+	// garbage to free: skipping it spares a fresh instance's one request the runtime's
+	// first metrics read (about 80 us, its tables being built).
+	calls int
+	// goal is the heap size at which Collect collects: twice the heap after the last
+	// collection (what GOGC=100 does), at least minGoal; 0 until the first reading.
+	goal uint64
+)
+
+// Collect runs a collection if the heap has grown to its goal since the last one.
 func Collect() {
-	metrics.Read(samples)
-	if samples[0].Value.Kind() != metrics.KindUint64 || samples[1].Value.Kind() != metrics.KindUint64 {
-		// A runtime without these metrics: collect every time rather than never.
+	calls++
+	if calls == 1 {
+		return
+	}
+	metrics.Read(heapBytes)
+	if heapBytes[0].Value.Kind() != metrics.KindUint64 {
+		// A runtime without this metric: collect every time rather than never.
 		runtime.GC()
 		return
 	}
-	goal := 2 * samples[0].Value.Uint64()
-	if goal < minGoal {
-		goal = minGoal
+	heap := heapBytes[0].Value.Uint64()
+	if goal == 0 {
+		goal = max(2*heap, minGoal)
 	}
-	if samples[1].Value.Uint64() >= goal {
-		runtime.GC()
+	if heap < goal {
+		return
 	}
+	runtime.GC()
+	metrics.Read(heapBytes)
+	goal = max(2*heapBytes[0].Value.Uint64(), minGoal)
 }
