@@ -332,6 +332,18 @@ const GUEST_RUNS: [&str; 8] = [
     "tagged, touch",
 ];
 
+/// A call of a lean shape as its host makes it: the batch built from `$batch`, the call,
+/// the answer applied to copies of the inputs (the records it makes).
+macro_rules! lean {
+    ($store:ident, $batch:ident, $failed:ident => $shape:expr, $call:ident, $to:ident, $from:ident) => {{
+        let answer = $shape
+            .$call(&mut *$store, &$to($batch))
+            .await
+            .unwrap_or_else(|e| $failed(stringify!($call), e));
+        $from($batch, answer)
+    }};
+}
+
 /// One guest's instance of the shapes world.
 struct ShapesGuest {
     name: &'static str,
@@ -359,47 +371,37 @@ impl ShapesGuest {
     /// Every shape's touch must make what the native touch makes, or the race is unfair.
     async fn check(&mut self, batch: &[Record], nested_batch: &[nested::Item]) {
         let expected = native_touch(batch);
-        let (shapes, store) = (&self.shapes, &mut self.store);
+        let (shapes, store, name) = (&self.shapes, &mut self.store, self.name);
+        let failed = |what: &str, e: wasmtime::Error| -> ! { panic!("{name}: {what}: {e:?}") };
         let made = shapes
             .witplug_bench_shapes_nested()
             .call_touch(&mut *store, nested_batch)
             .await
-            .expect("touch");
+            .unwrap_or_else(|e| failed("touch", e));
         assert!(
             from_nested(made) == expected,
-            "{}: nested touch differs",
-            self.name
+            "{name}: nested touch differs"
         );
-        let answer = shapes
-            .witplug_bench_shapes_rows()
-            .call_touch(&mut *store, &to_rows(batch))
-            .await
-            .expect("touch");
-        assert!(
-            from_rows(batch, answer) == expected,
-            "{}: rows touch differs",
-            self.name
-        );
-        let answer = shapes
-            .witplug_bench_shapes_flat()
-            .call_touch(&mut *store, &to_flat(batch))
-            .await
-            .expect("touch");
-        assert!(
-            from_flat(batch, answer) == expected,
-            "{}: flat touch differs",
-            self.name
-        );
-        let answer = shapes
-            .witplug_bench_shapes_tagged()
-            .call_touch(&mut *store, &to_tagged(batch))
-            .await
-            .expect("touch");
-        assert!(
-            from_tagged(batch, answer) == expected,
-            "{}: tagged touch differs",
-            self.name
-        );
+        let made = [
+            lean!(store, batch, failed => shapes.witplug_bench_shapes_rows(),
+                call_touch,
+                to_rows,
+                from_rows
+            ),
+            lean!(store, batch, failed => shapes.witplug_bench_shapes_flat(),
+                call_touch,
+                to_flat,
+                from_flat
+            ),
+            lean!(store, batch, failed => shapes.witplug_bench_shapes_tagged(),
+                call_touch,
+                to_tagged,
+                from_tagged
+            ),
+        ];
+        for (made, shape) in made.iter().zip(["rows", "flat", "tagged"]) {
+            assert!(*made == expected, "{name}: {shape} touch differs");
+        }
     }
 
     /// One p50 per entry of [`GUEST_RUNS`].
@@ -412,71 +414,31 @@ impl ShapesGuest {
             shapes.witplug_bench_shapes_flat(),
             shapes.witplug_bench_shapes_tagged(),
         );
+        macro_rules! time {
+            ($body:expr) => {
+                sample!(5, 30, 1, {
+                    std::hint::black_box($body);
+                })
+                .p50
+            };
+        }
         vec![
-            sample!(5, 30, 1, {
-                std::hint::black_box(
-                    n.call_copy(&mut *store, nested_batch)
-                        .await
-                        .unwrap_or_else(|e| failed("copy", e)),
-                );
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                std::hint::black_box(
-                    n.call_touch(&mut *store, nested_batch)
-                        .await
-                        .unwrap_or_else(|e| failed("touch", e)),
-                );
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = r
-                    .call_copy(&mut *store, &to_rows(batch))
+            time!(
+                n.call_copy(&mut *store, nested_batch)
                     .await
-                    .unwrap_or_else(|e| failed("copy", e));
-                std::hint::black_box(from_rows(batch, answer));
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = r
-                    .call_touch(&mut *store, &to_rows(batch))
+                    .unwrap_or_else(|e| failed("copy", e))
+            ),
+            time!(
+                n.call_touch(&mut *store, nested_batch)
                     .await
-                    .unwrap_or_else(|e| failed("touch", e));
-                std::hint::black_box(from_rows(batch, answer));
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = f
-                    .call_copy(&mut *store, &to_flat(batch))
-                    .await
-                    .unwrap_or_else(|e| failed("copy", e));
-                std::hint::black_box(from_flat(batch, answer));
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = f
-                    .call_touch(&mut *store, &to_flat(batch))
-                    .await
-                    .unwrap_or_else(|e| failed("touch", e));
-                std::hint::black_box(from_flat(batch, answer));
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = t
-                    .call_copy(&mut *store, &to_tagged(batch))
-                    .await
-                    .unwrap_or_else(|e| failed("copy", e));
-                std::hint::black_box(from_tagged(batch, answer));
-            })
-            .p50,
-            sample!(5, 30, 1, {
-                let answer = t
-                    .call_touch(&mut *store, &to_tagged(batch))
-                    .await
-                    .unwrap_or_else(|e| failed("touch", e));
-                std::hint::black_box(from_tagged(batch, answer));
-            })
-            .p50,
+                    .unwrap_or_else(|e| failed("touch", e))
+            ),
+            time!(lean!(store, batch, failed => r, call_copy, to_rows, from_rows)),
+            time!(lean!(store, batch, failed => r, call_touch, to_rows, from_rows)),
+            time!(lean!(store, batch, failed => f, call_copy, to_flat, from_flat)),
+            time!(lean!(store, batch, failed => f, call_touch, to_flat, from_flat)),
+            time!(lean!(store, batch, failed => t, call_copy, to_tagged, from_tagged)),
+            time!(lean!(store, batch, failed => t, call_touch, to_tagged, from_tagged)),
         ]
     }
 }
