@@ -12,7 +12,7 @@ use ::witplug::{Field, Record, Value};
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
-use super::{Bare, Table, bare_engine, bare_linker, guest, quartiles};
+use super::{Bare, Table, bare_engine, bare_linker, guest, round_percent};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -475,16 +475,8 @@ pub(crate) async fn shapes(table: &mut Table) {
         }
     }
     let per_sec = |d: Duration| format!("{:.0}", batch.len() as f64 / d.as_secs_f64());
-    // Per round, native time over the run's time: a share of native speed.
-    let percent_of = |base: &[Duration], run: &[Duration]| {
-        let shares: Vec<f64> = base
-            .iter()
-            .zip(run)
-            .map(|(b, t)| 100.0 * b.as_secs_f64() / t.as_secs_f64())
-            .collect();
-        let [q1, median, q3] = quartiles(shares);
-        format!("{median:.1}% of native (IQR {q1:.1}-{q3:.1})")
-    };
+    let percent_of =
+        |base: &[Duration], run: &[Duration]| format!("{} of native", round_percent(base, run));
     table.row(
         "shapes: native rule, 1,000 records, records/s",
         per_sec(super::median(native_rule.clone())),

@@ -271,10 +271,15 @@ fn median(mut rounds: Vec<Duration>) -> Duration {
     rounds[rounds.len() / 2]
 }
 
+/// Interleaved A/B rounds of every ratio row: the ratio printed is the median of the
+/// per-round ratios, with their interquartile range, so one noisy round cannot move it.
+const ROUNDS: usize = 15;
+
 impl Table {
     /// Two rows comparing witplug with bare wasmtime, then with bare wasmtime with epoch
     /// interruption on (the mechanism of witplug's call deadlines, so what witplug adds
-    /// of its own); each figure the median of its rounds.
+    /// of its own); each figure the median of its rounds, each ratio the median of the
+    /// rounds' ratios (the three measured in every round).
     fn compare3(
         &mut self,
         what: impl Into<String>,
@@ -283,19 +288,49 @@ impl Table {
         bare_epoch: Vec<Duration>,
     ) {
         let what = what.into();
-        let (w, b, e) = (median(witplug), median(bare), median(bare_epoch));
-        self.row(what.clone(), us(w), format!("{} bare", us(b)), ratio(w, b));
+        let (w, b, e) = (
+            median(witplug.clone()),
+            median(bare.clone()),
+            median(bare_epoch.clone()),
+        );
+        self.row(
+            what.clone(),
+            us(w),
+            format!("{} bare", us(b)),
+            round_ratios(&witplug, &bare),
+        );
         self.row(
             format!("{what}, vs bare with epoch interruption"),
             us(w),
             format!("{} bare+epoch", us(e)),
-            ratio(w, e),
+            round_ratios(&witplug, &bare_epoch),
         );
     }
 }
 
 fn ratio(a: Duration, b: Duration) -> String {
     format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+}
+
+/// `native` time over `run` time in each round, as a share: the median with its IQR.
+fn round_percent(native: &[Duration], run: &[Duration]) -> String {
+    let shares = native
+        .iter()
+        .zip(run)
+        .map(|(n, t)| 100.0 * n.as_secs_f64() / t.as_secs_f64())
+        .collect();
+    let [q1, median, q3] = quartiles(shares);
+    format!("{median:.1}% (IQR {q1:.1}-{q3:.1})")
+}
+
+/// `a` over `b` in each round, as [`spread`] gives it.
+fn round_ratios(a: &[Duration], b: &[Duration]) -> String {
+    spread(
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+            .collect(),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -325,25 +360,26 @@ async fn instantiate(table: &mut Table, name: &str) {
     let n = if name.starts_with("go") { 400 } else { 4000 };
     // Interleave rounds so that drift hits every variant alike.
     let (mut b, mut w, mut bp, mut wp) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..4 {
-        b.push(sample!(50, n / 4, 1, {
+    let per_round = n / 4;
+    for _ in 0..ROUNDS {
+        b.push(sample!(50, per_round, 1, {
             let mut store = Store::new(&engine, Bare::new());
             let _ = pre
                 .instantiate_async(&mut store)
                 .await
                 .expect("instantiate");
         }));
-        w.push(sample!(50, n / 4, 1, {
+        w.push(sample!(50, per_round, 1, {
             let _ = plugin.instantiate().await.expect("instantiate");
         }));
-        bp.push(sample!(50, n / 4, 1, {
+        bp.push(sample!(50, per_round, 1, {
             let mut store = Store::new(&pooled_engine, Bare::new());
             let _ = pooled_pre
                 .instantiate_async(&mut store)
                 .await
                 .expect("instantiate");
         }));
-        wp.push(sample!(50, n / 4, 1, {
+        wp.push(sample!(50, per_round, 1, {
             let _ = pooled_plugin.instantiate().await.expect("instantiate");
         }));
     }
@@ -358,11 +394,12 @@ async fn instantiate(table: &mut Table, name: &str) {
             ("p99", |s| s.p99),
         ] {
             let (wt, bt) = (median(witplug, pick), median(bare, pick));
+            let picked = |v: &[Stats]| v.iter().map(pick).collect::<Vec<_>>();
             table.row(
                 format!("instantiate {name}{allocator}, {percentile}"),
                 us(wt),
                 format!("{} bare{allocator}", us(bt)),
-                ratio(wt, bt),
+                round_ratios(&picked(witplug), &picked(bare)),
             );
         }
     }
@@ -442,7 +479,7 @@ async fn calls(table: &mut Table) {
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
     let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
-    for _ in 0..5 {
+    for _ in 0..ROUNDS {
         for ((echo, store), times) in bare.iter_mut().zip(&mut bare_times) {
             times.push(
                 sample!(1000, 200, 100, {
@@ -470,7 +507,7 @@ async fn calls(table: &mut Table) {
         let text = "x".repeat(size);
         let group = if size > 4096 { 5 } else { 50 };
         let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
-        for _ in 0..5 {
+        for _ in 0..ROUNDS {
             for ((echo, store), times) in bare.iter_mut().zip(&mut bare_times) {
                 times.push(
                     sample!(200, 200, group, {
@@ -609,7 +646,7 @@ async fn records_call(table: &mut Table) {
     let mut instance = plugin.instantiate().await.expect("instantiate");
 
     let (mut bare_times, mut ws) = ([Vec::new(), Vec::new()], Vec::new());
-    for _ in 0..5 {
+    for _ in 0..ROUNDS {
         for ((transform, store), times) in bare.iter_mut().zip(&mut bare_times) {
             times.push(
                 sample!(20, 40, 1, {
@@ -699,7 +736,7 @@ async fn throughput(table: &mut Table) {
     let mut native_times = Vec::new();
     let mut echo_times = Vec::new();
     let mut guest_times = vec![Vec::new(); plugins.len()];
-    for _ in 0..5 {
+    for _ in 0..ROUNDS {
         native_times.push(
             sample!(5, 30, 1, {
                 native();
@@ -724,27 +761,23 @@ async fn throughput(table: &mut Table) {
             );
         }
     }
-    native_times.sort_unstable();
-    let native = native_times[2];
+    let native = median(native_times.clone());
     table.row(
         "transform: native Rust rule, records/s",
         format!("{:.0}", per_sec(native)),
         "",
         "",
     );
-    let echo = median(echo_times);
     table.row(
         "transform: copy only (bare wasmtime, a guest that keeps every record), records/s",
-        format!("{:.0}", per_sec(echo)),
+        format!("{:.0}", per_sec(median(echo_times.clone()))),
         format!("{:.0} native", per_sec(native)),
         format!(
-            "{:.1}% of native: the ceiling of any guest",
-            100.0 * native.as_secs_f64() / echo.as_secs_f64()
+            "{} of native: the ceiling of any guest",
+            round_percent(&native_times, &echo_times)
         ),
     );
-    for ((name, reuse, _), mut times) in plugins.iter().zip(guest_times) {
-        times.sort_unstable();
-        let t = times[2];
+    for ((name, reuse, _), times) in plugins.iter().zip(guest_times) {
         let policy = if *reuse == InstanceReuse::Never {
             "fresh instance per batch"
         } else {
@@ -752,12 +785,9 @@ async fn throughput(table: &mut Table) {
         };
         table.row(
             format!("transform: {name}, {policy}, batches of 1,000, records/s"),
-            format!("{:.0}", per_sec(t)),
+            format!("{:.0}", per_sec(median(times.clone()))),
             format!("{:.0} native", per_sec(native)),
-            format!(
-                "{:.1}% of native",
-                100.0 * native.as_secs_f64() / t.as_secs_f64()
-            ),
+            format!("{} of native", round_percent(&native_times, &times)),
         );
     }
 
@@ -907,7 +937,7 @@ fn spread(ratios: Vec<f64>) -> String {
 /// wasmtime: what a fresh instance per request pays in guest work beyond instantiation.
 /// Only run when asked for (`cargo xtask bench first-call`); with `WITPLUG_BENCH_PERFMAP=1`
 /// the engine writes `/tmp/perf-PID.map`, so that `perf record` names the guest's
-/// functions (see BENCHMARKS.md).
+/// functions (see BENCHMARKS.md), and `WITPLUG_BENCH_GUEST` picks one guest.
 async fn first_call(table: &mut Table) {
     let mut config = Config::new();
     if std::env::var_os("WITPLUG_BENCH_PERFMAP").is_some() {
@@ -919,10 +949,14 @@ async fn first_call(table: &mut Table) {
     if go_preinit_built() {
         names.push("go-email-normalizer-preinit");
     }
+    // One guest alone, for a profile of it (`WITPLUG_BENCH_GUEST=go-email-normalizer`).
+    if let Ok(only) = std::env::var("WITPLUG_BENCH_GUEST") {
+        names.retain(|name| *name == only);
+    }
     for name in names {
         let pre = bare_transform_pre(&engine, &std::fs::read(guest(name)).expect("read"));
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        for _ in 0..300 {
+        for _ in 0..2000 {
             let mut store = Store::new(&engine, Bare::new());
             let plugin = pre
                 .instantiate_async(&mut store)
@@ -1019,16 +1053,12 @@ fn compile_vs_cache(table: &mut Table) {
             cached.push(started.elapsed());
             assert!(loaded.from_cache());
         }
-        cold.sort_unstable();
-        cached.sort_unstable();
+        let ms = |runs: &[Duration]| median(runs.to_vec()).as_secs_f64() * 1e3;
         table.row(
             format!("load {name}: cached vs cold compile, median"),
-            format!("{:.1} ms cached", cached[2].as_secs_f64() * 1e3),
-            format!("{:.1} ms compile", cold[2].as_secs_f64() * 1e3),
-            format!(
-                "{:.0}x faster",
-                cold[2].as_secs_f64() / cached[2].as_secs_f64()
-            ),
+            format!("{:.1} ms cached", ms(&cached)),
+            format!("{:.1} ms compile", ms(&cold)),
+            format!("{} faster", round_ratios(&cold, &cached)),
         );
     }
 }
