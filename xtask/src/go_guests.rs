@@ -2,7 +2,8 @@
 //! and turned into components by wit-component with a WASI preview1 adapter.
 //!
 //! `email-normalizer` (and `hostile`, a test-only attacker) implements the
-//! `transform-plugin` world:
+//! `transform-plugin` world (`email-normalizer-v0-2`: the same rule on its 0.2.0 version,
+//! from `wit/v0.2.0/`):
 //! 1. `wit/` is parsed into a `Resolve`, and wit-bindgen-go writes the bindings into
 //!    `target/go-build/email-normalizer/`: Go module `wit_component`, whose `package main`
 //!    (`wit_exports.go`) calls the exported functions in the packages
@@ -82,8 +83,10 @@ enum Kind {
 /// Where a reactor's world is defined.
 #[derive(Clone, Copy)]
 enum Wit {
-    /// The repository's `wit/`.
+    /// The repository's `wit/` (`witplug:plugin@0.1.0`).
     Repo,
+    /// `wit/v0.2.0/` (`witplug:plugin@0.2.0`).
+    V0_2_0,
     /// `target/http-wit/`, the HTTP handlers' world with its WASI deps (see http_wit.rs).
     Http,
     /// `host/witplug/benches/shapes-wit/`, the candidate record shapes of the bench.
@@ -95,6 +98,7 @@ impl Wit {
     fn dir(self, paths: &Paths) -> anyhow::Result<PathBuf> {
         match self {
             Wit::Repo => Ok(paths.root.join("wit")),
+            Wit::V0_2_0 => Ok(paths.root.join("wit/v0.2.0")),
             Wit::Http => crate::http_wit::prepare(paths),
             Wit::Shapes => Ok(paths.root.join("host/witplug/benches/shapes-wit")),
         }
@@ -110,7 +114,7 @@ const HTTP_HANDLER: Kind = Kind::Reactor {
 /// The bindings-side helpers every HTTP handler shares.
 const HTTP_SHARED: &[&str] = &["http-hello/wasihttp"];
 
-const GUESTS: [Guest; 7] = [
+const GUESTS: [Guest; 8] = [
     Guest {
         dir: "email-normalizer",
         kind: Kind::Reactor {
@@ -119,6 +123,16 @@ const GUESTS: [Guest; 7] = [
         },
         native_tests: &["./rule/..."],
         shared: &[],
+    },
+    // The same rule on transform@0.2.0: its `rule` package is email-normalizer's.
+    Guest {
+        dir: "email-normalizer-v0-2",
+        kind: Kind::Reactor {
+            wit: Wit::V0_2_0,
+            world: "transform-plugin",
+        },
+        native_tests: &[],
+        shared: &["email-normalizer/rule"],
     },
     Guest {
         dir: "filetool",

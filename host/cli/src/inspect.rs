@@ -39,10 +39,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let world = BuiltinWorld::of(&component);
     // The names fit a world; whether the signatures do too shows only when linking.
     let described = match world {
-        Some(BuiltinWorld::Transform) => match Plugin::new(&runtime, &component, options()).await {
-            Ok(plugin) => Some(TransformPlugin::from(plugin).describe().await),
-            Err(error) => Some(Err(error)),
-        },
+        Some(BuiltinWorld::Transform) => {
+            match TransformPlugin::new(&runtime, &component, options()).await {
+                Ok(plugin) => Some(plugin.describe().await),
+                Err(error) => Some(Err(error)),
+            }
+        }
         Some(BuiltinWorld::Aggregator) => {
             match Plugin::new(&runtime, &component, options()).await {
                 Ok(plugin) => Some(AggregatorPlugin::from(plugin).describe().await),
@@ -60,14 +62,14 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         Some(world) if failure.is_some() => {
             outln!(
                 "world: looks like {}, but does not implement it",
-                world.name()
+                world.name_of(&component)
             )?;
             if let Some(error) = &failure {
                 outln!("  {}", witplug::error_chain(error))?;
             }
         }
         Some(world) => {
-            outln!("world: {}", world.name())?;
+            outln!("world: {}", world.name_of(&component))?;
             outln!("  runs with {}", world.runner())?;
         }
         None => {

@@ -169,7 +169,7 @@ async fn run_file(args: RunArgs) -> Result<i32, Failure> {
         return Err(Failure::Load(anyhow::anyhow!(
             "{} implements world `{}`, not `{}`: run it with {}",
             args.component.display(),
-            world.name(),
+            world.name_of(&component),
             BuiltinWorld::Command.name(),
             world.runner()
         )));

@@ -8,7 +8,7 @@
 #[allow(dead_code)]
 mod common;
 
-use witplug::{Field, Plugin, PluginOptions, Record, TransformPlugin, Value};
+use witplug::{Field, PluginOptions, Record, TransformPlugin, Value};
 
 /// Resident set size of this process, from `/proc/self/statm` (in pages of 4 KiB).
 fn rss_bytes() -> usize {
@@ -28,14 +28,13 @@ async fn rss_stays_flat_over_instantiate_call_drop_cycles() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000);
     for name in ["rust-email-normalizer", "go-email-normalizer"] {
-        let plugin: Plugin<_> = Plugin::new(
+        let plugin = TransformPlugin::new(
             common::runtime(),
             &common::component(name),
             PluginOptions::default(),
         )
         .await
         .expect("links");
-        let plugin = TransformPlugin::from(plugin);
         let batch = vec![Record {
             key: "k".into(),
             fields: vec![Field {

@@ -12,8 +12,7 @@ use async_nats::jetstream::{self, Context, kv, object_store};
 use futures_util::StreamExt as _;
 use tokio::io::AsyncReadExt as _;
 use witplug::{
-    LoadedComponent, Plugin, PluginOptions, PluginVersion, Runtime, TransformPlugin,
-    component_digest,
+    LoadedComponent, PluginOptions, PluginVersion, Runtime, TransformPlugin, component_digest,
 };
 
 use crate::metrics::Metrics;
@@ -101,11 +100,9 @@ pub async fn load_transform(
     };
     let component = LoadedComponent::from_bytes(runtime, bytes, origin)
         .map_err(|e| not_a_transform(e.into()))?;
-    let plugin = TransformPlugin::from(
-        Plugin::new(runtime, &component, options)
-            .await
-            .map_err(not_a_transform)?,
-    );
+    let plugin = TransformPlugin::new(runtime, &component, options)
+        .await
+        .map_err(not_a_transform)?;
     let info = plugin.describe().await.map_err(not_a_transform)?;
     let version = PluginVersion {
         name: info.name,

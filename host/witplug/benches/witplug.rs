@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 // `::witplug` is the host library; the bare `witplug` module below gives the native copy of
 // the sample rule the type paths it expects.
-use ::witplug::worlds::transform::TransformWorld;
+use ::witplug::worlds::transform::{Outcome, TransformWorld};
 use ::witplug::{
     Field, InstanceReuse, LoadedComponent, Plugin, PluginOptions, PluginState, Pooling, Record,
     Runtime, RuntimeConfig, TransformPlugin, Value, World,
@@ -701,21 +701,21 @@ async fn throughput(table: &mut Table) {
     let runtime = pooled_runtime();
     let config = ::witplug::PluginConfig::new().set("blocked-domains", BLOCKED_DOMAIN);
     let mut plugins = Vec::new();
+    let reused = InstanceReuse::UpTo {
+        max_calls: u32::MAX,
+    };
     for (name, reuse) in [
         ("rust-email-normalizer", InstanceReuse::Never),
-        (
-            "rust-email-normalizer",
-            InstanceReuse::UpTo {
-                max_calls: u32::MAX,
-            },
-        ),
+        ("rust-email-normalizer", reused),
+        ("rust-email-normalizer-v0-2", InstanceReuse::Never),
+        ("rust-email-normalizer-v0-2", reused),
         ("go-email-normalizer", InstanceReuse::Never),
-        (
-            "go-email-normalizer",
-            InstanceReuse::UpTo {
-                max_calls: u32::MAX,
-            },
-        ),
+        ("go-email-normalizer", reused),
+        ("go-email-normalizer-v0-2", InstanceReuse::Never),
+        ("go-email-normalizer-v0-2", reused),
+        // transform@0.2.0's copy-only floor through witplug: this guest answers `keep`
+        // for every record of a batch whose first key names none of its attacks.
+        ("rust-hostile-v0-2", reused),
     ] {
         let plugin = TransformPlugin::load(
             &runtime,
@@ -725,6 +725,21 @@ async fn throughput(table: &mut Table) {
         .await
         .expect("plugin");
         plugins.push((name, reuse, plugin));
+    }
+    // Every build of the rule must answer alike before any of them is timed.
+    let reference = plugins[0].2.process_batch(&batch).await.expect("batch");
+    for (name, _, plugin) in &plugins {
+        let outcomes = plugin.process_batch(&batch).await.expect("batch");
+        if name.contains("email-normalizer") {
+            assert!(outcomes == reference, "{name} answers otherwise");
+        } else {
+            assert!(
+                outcomes
+                    .iter()
+                    .zip(&batch)
+                    .all(|(o, r)| *o == Outcome::Keep(r.clone()))
+            );
+        }
     }
     let mut native = native_rule(&batch);
     let per_sec = |d: Duration| batch.len() as f64 / d.as_secs_f64();
@@ -777,14 +792,25 @@ async fn throughput(table: &mut Table) {
             round_percent(&native_times, &echo_times)
         ),
     );
-    for ((name, reuse, _), times) in plugins.iter().zip(guest_times) {
+    for ((name, reuse, plugin), times) in plugins.iter().zip(guest_times) {
         let policy = if *reuse == InstanceReuse::Never {
             "fresh instance per batch"
         } else {
             "reused instance"
         };
+        let version = plugin
+            .version()
+            .world_name()
+            .rsplit('@')
+            .next()
+            .unwrap_or("?");
+        let what = if *name == "rust-hostile-v0-2" {
+            format!("copy only on {version} (witplug, a guest that keeps every record)")
+        } else {
+            format!("{name} on {version}, {policy}")
+        };
         table.row(
-            format!("transform: {name}, {policy}, batches of 1,000, records/s"),
+            format!("transform: {what}, batches of 1,000, records/s"),
             format!("{:.0}", per_sec(median(times.clone()))),
             format!("{:.0} native", per_sec(native)),
             format!("{} of native", round_percent(&native_times, &times)),

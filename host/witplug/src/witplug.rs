@@ -62,5 +62,5 @@ pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;
 pub use worlds::preview1::{Preview1Exit, Preview1Program};
-pub use worlds::transform::TransformPlugin;
+pub use worlds::transform::{TransformPlugin, TransformVersion};
 pub use worlds::{BuiltinWorld, Field, PluginInfo, Record, Value};

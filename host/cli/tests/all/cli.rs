@@ -180,6 +180,28 @@ fn bad_input_to_the_cli_gets_a_clear_error() {
 }
 
 #[test]
+fn inspect_says_which_version_of_the_transform_world_a_plugin_implements() {
+    for (name, world) in [
+        ("rust-email-normalizer", "0.1.0"),
+        ("rust-email-normalizer-v0-2", "0.2.0"),
+        ("go-email-normalizer-v0-2", "0.2.0"),
+    ] {
+        let component = guest_path(name);
+        let out = witplug(&["inspect", component.to_str().expect("utf-8")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("world: witplug:plugin/transform-plugin@{world}\n")),
+            "{name}: {stdout}"
+        );
+        assert!(
+            stdout.contains(&format!("witplug:plugin/transformer@{world}")),
+            "{name}: {stdout}"
+        );
+    }
+}
+
+#[test]
 fn inspect_shows_the_world_and_the_description() {
     let component = guest_path("go-email-normalizer");
     let out = witplug(&["inspect", component.to_str().expect("utf-8")]);

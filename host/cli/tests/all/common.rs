@@ -64,6 +64,15 @@ pub fn log_collector() -> (LogSink, Arc<Mutex<Vec<LogRecord>>>) {
 /// Both languages' builds of a guest, for tests that must hold for each.
 pub const LANGUAGES: [&str; 2] = ["rust", "go"];
 
+/// The sample rule in every language and on every version of the transform world, the
+/// 0.1.0 Rust guest (the reference) first.
+pub const NORMALIZERS: [&str; 4] = [
+    "rust-email-normalizer",
+    "go-email-normalizer",
+    "rust-email-normalizer-v0-2",
+    "go-email-normalizer-v0-2",
+];
+
 /// A record from `(name, value)` pairs.
 pub fn record(key: &str, fields: &[(&str, Value)]) -> Record {
     Record {

@@ -2,7 +2,7 @@
 
 use witplug::worlds::transform::Outcome;
 use witplug::{
-    InstanceReuse, LoadedComponent, Plugin, PluginOptions, Pooling, Record, Runtime, RuntimeConfig,
+    InstanceReuse, LoadedComponent, PluginOptions, Pooling, Record, Runtime, RuntimeConfig,
     TransformPlugin,
 };
 
@@ -28,10 +28,9 @@ async fn both_languages_run_on_the_pooling_allocator() {
         "rust-hostile",
     ] {
         let loaded = LoadedComponent::from_file(&pooled, guest_path(name)).expect("loads");
-        let plugin: Plugin<_> = Plugin::new(&pooled, &loaded, PluginOptions::default())
+        let plugin = TransformPlugin::new(&pooled, &loaded, PluginOptions::default())
             .await
             .expect("links");
-        let plugin = TransformPlugin::from(plugin);
         for _ in 0..3 {
             let outcomes = plugin.process_batch(&[record("k")]).await.expect(name);
             assert_eq!(outcomes.len(), 1, "{name}");
@@ -41,37 +40,32 @@ async fn both_languages_run_on_the_pooling_allocator() {
 
 async fn faulty(reuse: InstanceReuse) -> TransformPlugin {
     let options = PluginOptions::default().reuse(reuse);
-    let plugin: Plugin<_> = Plugin::new(runtime(), &component("rust-faulty"), options)
+    TransformPlugin::new(runtime(), &component("rust-faulty"), options)
         .await
-        .expect("links");
-    TransformPlugin::from(plugin)
+        .expect("links")
 }
 
 #[tokio::test]
 async fn by_default_every_call_gets_a_fresh_instance() {
     let plugin = faulty(InstanceReuse::Never).await;
-    let probe = plugin.plugin().instantiations();
+    let probe = plugin.instantiations();
     for _ in 0..5 {
         plugin.process_batch(&[record("k")]).await.expect("call");
     }
-    assert_eq!(plugin.plugin().instantiations() - probe, 5);
+    assert_eq!(plugin.instantiations() - probe, 5);
 }
 
 #[tokio::test]
 async fn reuse_serves_several_calls_per_instance_and_drops_failed_ones() {
     let plugin = faulty(InstanceReuse::UpTo { max_calls: 3 }).await;
-    let probe = plugin.plugin().instantiations();
+    let probe = plugin.instantiations();
     for _ in 0..6 {
         assert_eq!(
             plugin.process_batch(&[record("k")]).await.expect("call"),
             [Outcome::Keep(record("k"))]
         );
     }
-    assert_eq!(
-        plugin.plugin().instantiations() - probe,
-        2,
-        "3 calls per instance"
-    );
+    assert_eq!(plugin.instantiations() - probe, 2, "3 calls per instance");
 
     // A trap discards the instance: the next call needs a new one.
     plugin
@@ -79,7 +73,7 @@ async fn reuse_serves_several_calls_per_instance_and_drops_failed_ones() {
         .await
         .expect_err("trap");
     plugin.process_batch(&[record("k")]).await.expect("healthy");
-    assert_eq!(plugin.plugin().instantiations() - probe, 4);
+    assert_eq!(plugin.instantiations() - probe, 4);
 }
 
 /// The CLI's pool is sized from its limits: it starts with the default flags under a
@@ -150,10 +144,9 @@ async fn a_checked_pool_runs_both_languages_and_caps_memory() {
     .expect("runtime");
     for name in ["rust-email-normalizer", "go-email-normalizer"] {
         let loaded = LoadedComponent::from_file(&pooled, guest_path(name)).expect("loads");
-        let plugin: Plugin<_> = Plugin::new(&pooled, &loaded, PluginOptions::default())
+        let plugin = TransformPlugin::new(&pooled, &loaded, PluginOptions::default())
             .await
             .expect("links");
-        let plugin = TransformPlugin::from(plugin);
         let outcomes = plugin.process_batch(&[record("k")]).await.expect(name);
         assert_eq!(outcomes.len(), 1, "{name}");
     }

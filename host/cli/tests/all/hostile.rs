@@ -1,4 +1,5 @@
-//! Hostile guests (`guest-rust/hostile`, `guest-tinygo/hostile`): each attack gets its exact
+//! Hostile guests (`guest-rust/hostile`, `guest-tinygo/hostile`, and `guest-rust/hostile-v0-2`
+//! for transform@0.2.0's flat answers): each attack gets its exact
 //! typed error, the host stays healthy, and the same plugin serves the next call.
 //!
 //! Time bounds here only check that a runaway guest is stopped at all (and not before its
@@ -36,14 +37,13 @@ async fn hostile_with(
         .name(format!("{language}-hostile"))
         .capabilities(capabilities.stderr(Stdio::Capture))
         .limits(limits);
-    let plugin: Plugin<_> = Plugin::new(
+    TransformPlugin::new(
         runtime(),
         &component(&format!("{language}-hostile")),
         options,
     )
     .await
-    .expect("hostile guest links");
-    TransformPlugin::from(plugin)
+    .expect("hostile guest links")
 }
 
 async fn hostile(language: &str) -> TransformPlugin {
@@ -231,14 +231,13 @@ async fn metered_hostile(name: &str, limits: Limits) -> TransformPlugin {
     let loaded =
         witplug::LoadedComponent::from_file(&metered, crate::common::guest_path("rust-hostile"))
             .expect("loads");
-    let plugin: Plugin<_> = Plugin::new(
+    TransformPlugin::new(
         &metered,
         &loaded,
         PluginOptions::default().name(name).limits(limits),
     )
     .await
-    .expect("links");
-    TransformPlugin::from(plugin)
+    .expect("links")
 }
 
 #[tokio::test]
@@ -503,11 +502,9 @@ async fn a_pooled_memory_slot_holds_nothing_of_the_instance_before() {
             .expect("loads");
     let batch = [record("residue", &[])];
     for reuse in [InstanceReuse::Never, InstanceReuse::UpTo { max_calls: 10 }] {
-        let plugin = TransformPlugin::from(
-            Plugin::new(&runtime, &loaded, PluginOptions::default().reuse(reuse))
-                .await
-                .expect("links"),
-        );
+        let plugin = TransformPlugin::new(&runtime, &loaded, PluginOptions::default().reuse(reuse))
+            .await
+            .expect("links");
         let mut found = Vec::new();
         for _ in 0..3 {
             found.push(residue(&plugin.process_batch(&batch).await.expect("batch")));
@@ -570,20 +567,18 @@ const WATCHDOG: Duration = Duration::from_secs(20);
 #[tokio::test]
 async fn a_sleeping_guest_is_stopped_at_the_deadline() {
     let loaded = component("rust-hostile");
-    let plugin = TransformPlugin::from(
-        Plugin::new(
-            runtime(),
-            &loaded,
-            PluginOptions::default()
-                .name("sleeper")
-                .limits(limits())
-                .reuse(InstanceReuse::UpTo { max_calls: 10 }),
-        )
-        .await
-        .expect("links"),
-    );
+    let plugin = TransformPlugin::new(
+        runtime(),
+        &loaded,
+        PluginOptions::default()
+            .name("sleeper")
+            .limits(limits())
+            .reuse(InstanceReuse::UpTo { max_calls: 10 }),
+    )
+    .await
+    .expect("links");
     assert_still_serves(&plugin).await;
-    let before = plugin.plugin().instantiations();
+    let before = plugin.instantiations();
 
     let started = Instant::now();
     let error = tokio::time::timeout(WATCHDOG, attack(&plugin, record("sleep", &[])))
@@ -598,9 +593,9 @@ async fn a_sleeping_guest_is_stopped_at_the_deadline() {
     assert!(elapsed >= TIMEOUT, "stopped early, after {elapsed:?}");
     assert!(error.to_string().contains("ran out of time"), "{error}");
     // The sleep ran on the idle instance; the next call needs a new one.
-    assert_eq!(plugin.plugin().instantiations(), before);
+    assert_eq!(plugin.instantiations(), before);
     assert_still_serves(&plugin).await;
-    assert_eq!(plugin.plugin().instantiations(), before + 1);
+    assert_eq!(plugin.instantiations(), before + 1);
 
     // A sleep shorter than the deadline just returns.
     let short = record("sleep", &[("ms", Value::Integer(10))]);
@@ -633,4 +628,63 @@ async fn without_a_deadline_a_sleeping_guest_runs_to_its_end() {
             .expect("the sleep ends")
             .expect("no deadline stops it");
     assert_eq!(outcomes, [Outcome::Keep(long)]);
+}
+
+/// A transform@0.2.0 answer is spans and indices into itself and into the batch: a guest
+/// that points anywhere it may not gets a contract error naming the offence, one that
+/// names a large text many times is stopped by the transfer limit, and the plugin serves
+/// the next call (with instance reuse on, so a refused instance must not be reused).
+#[tokio::test]
+async fn a_flat_answer_that_points_out_of_bounds_breaks_the_contract() {
+    let plugin = TransformPlugin::new(
+        runtime(),
+        &component("rust-hostile-v0-2"),
+        PluginOptions::default()
+            .name("hostile-v0-2")
+            .limits(limits())
+            .reuse(InstanceReuse::UpTo { max_calls: 100 }),
+    )
+    .await
+    .expect("links");
+    assert_eq!(plugin.version(), witplug::TransformVersion::V0_2_0);
+    assert_still_serves(&plugin).await;
+    let cases = [
+        ("short", "returned 0 outcomes for a batch of 1 records"),
+        (
+            "span-outside",
+            "outcome 0: keep-as 0: key: span 1+1073741824 is outside the answer's text (3 long)",
+        ),
+        (
+            "mid-char",
+            "edit 0: span 0+1 of the answer's text does not fall on character boundaries",
+        ),
+        (
+            "edit-dropped",
+            "edit 0: record 0 is not kept as it came (its outcome is not `keep`)",
+        ),
+        (
+            "bad-name",
+            "outcome 0: split, record 0: cell 0: name 4294967295 is not one of the batch's 1 \
+             and the answer's 0 names",
+        ),
+    ];
+    for (key, offence) in cases {
+        let error = attack(&plugin, record(key, &[("email", text("a@b.org"))])).await;
+        let Error::Contract {
+            export, message, ..
+        } = &error
+        else {
+            panic!("`{key}`: expected a contract error, got {error:?}");
+        };
+        assert_eq!(export, "witplug:plugin/transformer#process-batch");
+        assert!(message.contains(offence), "`{key}`: {message}");
+        assert_still_serves(&plugin).await;
+    }
+    // Its 256 KiB answer lifts within the 4 MiB transfer limit; the 128 MiB it names do not.
+    let error = attack(&plugin, record("amplify", &[("email", text("a@b.org"))])).await;
+    assert!(
+        matches!(error, Error::TransferLimit { limit, .. } if limit == TRANSFER),
+        "{error:?}"
+    );
+    assert_still_serves(&plugin).await;
 }

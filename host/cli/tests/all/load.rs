@@ -4,16 +4,15 @@
 use std::time::Duration;
 
 use witplug::worlds::transform::Outcome;
-use witplug::{Error, Field, Limits, Plugin, PluginOptions, Record, TransformPlugin, Value};
+use witplug::{Error, Field, Limits, PluginOptions, Record, TransformPlugin, Value};
 
 use crate::common::{component, runtime};
 
 async fn plugin(name: &str, limits: Limits) -> TransformPlugin {
     let options = PluginOptions::default().name(name).limits(limits);
-    let plugin: Plugin<_> = Plugin::new(runtime(), &component(name), options)
+    TransformPlugin::new(runtime(), &component(name), options)
         .await
-        .expect("links");
-    TransformPlugin::from(plugin)
+        .expect("links")
 }
 
 fn batch(i: usize) -> Vec<Record> {

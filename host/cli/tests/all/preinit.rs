@@ -7,17 +7,16 @@ use tokio::sync::OnceCell;
 use witplug::preinit::{PreinitError, preinitialize};
 use witplug::worlds::transform::Outcome;
 use witplug::{
-    Access, Capabilities, Error, LoadedComponent, Plugin, PluginConfig, PluginOptions, Record,
-    Stdio, TransformPlugin,
+    Access, Capabilities, Error, LoadedComponent, PluginConfig, PluginOptions, Record, Stdio,
+    TransformPlugin,
 };
 
 use crate::common::{component, guest_path, guests_dir, normalizer_configs, record, runtime, text};
 
 async fn transform(component: &LoadedComponent, options: PluginOptions) -> TransformPlugin {
-    let plugin: Plugin<_> = Plugin::new(runtime(), component, options)
+    TransformPlugin::new(runtime(), component, options)
         .await
-        .expect("links");
-    TransformPlugin::from(plugin)
+        .expect("links")
 }
 
 /// `original` and `preinitialised` give the same outcomes on the tricky records under
@@ -95,7 +94,7 @@ async fn the_preinitialised_go_normalizer_loads_through_the_usual_api() {
         ]
     );
     // Every call took an instance of its own, each from the snapshot.
-    assert_eq!(plugin.plugin().instantiations(), 2);
+    assert_eq!(plugin.instantiations(), 2);
 }
 
 /// The passive data segments of every core module in `component`, and how many are empty.

@@ -4,18 +4,14 @@
 use std::sync::Arc;
 
 use witplug::worlds::transform::Outcome;
-use witplug::{
-    Plugin, PluginOptions, PluginSlot, PluginVersion, TransformPlugin, component_digest,
-};
+use witplug::{PluginOptions, PluginSlot, PluginVersion, TransformPlugin, component_digest};
 
-use crate::common::{component, guest_path, record, runtime, text};
+use crate::common::{NORMALIZERS, component, guest_path, record, runtime, text};
 
 async fn load(name: &str) -> (TransformPlugin, PluginVersion) {
-    let plugin = TransformPlugin::from(
-        Plugin::new(runtime(), &component(name), PluginOptions::default())
-            .await
-            .expect("plugin links"),
-    );
+    let plugin = TransformPlugin::new(runtime(), &component(name), PluginOptions::default())
+        .await
+        .expect("plugin links");
     let bytes = std::fs::read(guest_path(name)).expect("guest bytes");
     let info = plugin.describe().await.expect("describe");
     let version = PluginVersion {
@@ -28,10 +24,16 @@ async fn load(name: &str) -> (TransformPlugin, PluginVersion) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swaps_under_concurrent_calls_fail_no_call() {
-    let (rust, rust_version) = load("rust-email-normalizer").await;
-    let (go, go_version) = load("go-email-normalizer").await;
-    assert_ne!(rust_version.digest, go_version.digest);
-    let slot = Arc::new(PluginSlot::new(rust.clone(), rust_version.clone()));
+    // Both languages on both versions of the world: a swap may change either.
+    let mut versions = Vec::new();
+    for name in NORMALIZERS {
+        versions.push(load(name).await);
+    }
+    let digests: std::collections::BTreeSet<_> =
+        versions.iter().map(|(_, v)| v.digest.clone()).collect();
+    assert_eq!(digests.len(), NORMALIZERS.len());
+    let (first, first_version) = versions[0].clone();
+    let slot = Arc::new(PluginSlot::new(first, first_version));
 
     let batch: Vec<_> = (0..20)
         .map(|i| {
@@ -74,13 +76,10 @@ async fn swaps_under_concurrent_calls_fail_no_call() {
     let swapper = {
         let (slot, swapping) = (Arc::clone(&slot), Arc::clone(&swapping));
         tokio::spawn(async move {
-            for n in 0..10 {
+            for n in 1..=12 {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                if n % 2 == 0 {
-                    slot.replace(go.clone(), go_version.clone());
-                } else {
-                    slot.replace(rust.clone(), rust_version.clone());
-                }
+                let (plugin, version) = versions[n % versions.len()].clone();
+                slot.replace(plugin, version);
             }
             swapping.store(false, std::sync::atomic::Ordering::Relaxed);
         })
@@ -90,7 +89,7 @@ async fn swaps_under_concurrent_calls_fail_no_call() {
         digests.extend(seen.expect("caller"));
     }
     swapper.await.expect("swapper");
-    assert_eq!(slot.swaps(), 10);
-    // Calls ran on both versions (the swaps happened while they were being made).
-    assert_eq!(digests.len(), 2, "{digests:?}");
+    assert_eq!(slot.swaps(), 12);
+    // Calls ran on every version (the swaps happened while they were being made).
+    assert_eq!(digests.len(), NORMALIZERS.len(), "{digests:?}");
 }

@@ -653,3 +653,45 @@ fn jobs_must_be_between_1_and_256() {
         assert!(stderr.contains("--jobs"), "--jobs {jobs}: {stderr}");
     }
 }
+
+/// `witplug transform` runs a plugin of either world version the same way: every build of
+/// the sample rule writes byte for byte what the 0.1.0 Rust guest writes, on the sample
+/// records (every kind of outcome, bytes, null, a non-JSON line) with a blocked domain.
+#[test]
+fn every_world_version_writes_what_the_0_1_0_plugin_writes() {
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../samples/records.jsonl"
+    ))
+    .expect("sample records");
+    let run = |name: &str| {
+        let plugin = guest_path(name);
+        let out = transform(
+            &[
+                plugin.to_str().expect("utf-8"),
+                "--config",
+                "blocked-domains=mailinator.com",
+                "--batch",
+                "4",
+            ],
+            &input,
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let reference = run(crate::common::NORMALIZERS[0]);
+    assert!(
+        reference.split(|&b| b == b'\n').count() > 10,
+        "the samples give output"
+    );
+    for name in &crate::common::NORMALIZERS[1..] {
+        assert!(
+            run(name) == reference,
+            "{name} wrote other lines than the 0.1.0 Rust guest"
+        );
+    }
+}

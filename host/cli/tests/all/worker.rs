@@ -329,8 +329,10 @@ async fn publish_and_expect_digest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_swap_under_load_loses_nothing() {
+    // The swaps cross world versions too: Rust on transform@0.1.0, Go on 0.2.0, then
+    // back (the host detects each component's version and adapts).
     let rust = guest_path("rust-email-normalizer");
-    let go = guest_path("go-email-normalizer");
+    let go = guest_path("go-email-normalizer-v0-2");
     let rust_bytes = std::fs::read(&rust).expect("read guest");
     let go_bytes = std::fs::read(&go).expect("read guest");
     let (rust_digest, go_digest) = (digest_of(&rust_bytes), digest_of(&go_bytes));

@@ -93,12 +93,21 @@ impl BuiltinWorld {
         BuiltinWorld::Command,
     ];
 
-    /// The world's full name.
+    /// The world's full name (of its first version: see [`BuiltinWorld::name_of`]).
     pub fn name(self) -> &'static str {
         match self {
             BuiltinWorld::Transform => "witplug:plugin/transform-plugin@0.1.0",
             BuiltinWorld::Aggregator => "witplug:plugin/aggregator-plugin@0.1.0",
             BuiltinWorld::Command => "wasi:cli/command@0.2",
+        }
+    }
+
+    /// The full name of the version of this world that `component` implements (the
+    /// transform world has two; the others one).
+    pub fn name_of(self, component: &crate::LoadedComponent) -> &'static str {
+        match self {
+            BuiltinWorld::Transform => transform::TransformVersion::of(component).world_name(),
+            _ => self.name(),
         }
     }
 
