@@ -179,6 +179,7 @@ pub struct Capabilities {
     stdout: Stdio,
     stderr: Stdio,
     http: Vec<HttpGrant>,
+    world: crate::world_grants::WorldGrants,
 }
 
 /// Output captured from one instance (present only for streams granted [`Stdio::Capture`]).
@@ -327,6 +328,22 @@ impl Capabilities {
         self
     }
 
+    /// Grants a capability of a world defined outside witplug (see [`WorldGrant`]): its
+    /// host functions find it with [`PluginState::require`](crate::PluginState::require).
+    /// A second grant of the same type is refused rather than merged or replaced.
+    ///
+    /// [`WorldGrant`]: crate::WorldGrant
+    pub fn grant<G: crate::WorldGrant>(mut self, grant: G) -> Result<Self, GrantError> {
+        self.world
+            .insert(grant)
+            .map_err(|capability| GrantError::DuplicateWorldGrant { capability })?;
+        Ok(self)
+    }
+
+    pub(crate) fn world_grants(&self) -> &crate::world_grants::WorldGrants {
+        &self.world
+    }
+
     /// Allows outbound `wasi:http` requests to the origins `grant` matches (see
     /// [`HttpGrant`]). Only hosts that link `wasi:http` use it; without any, every
     /// outbound request is denied.
@@ -395,6 +412,7 @@ impl Capabilities {
         ));
         lines.push("network: denied (TCP, UDP, name lookup)".to_owned());
         lines.extend(self.http.iter().map(|grant| format!("http: {grant}")));
+        lines.extend(self.world.lines().map(|grant| format!("world: {grant}")));
         lines
     }
 

@@ -236,6 +236,9 @@ pub enum GrantError {
     #[error("environment variable `{name}` is granted twice; give each name once")]
     DuplicateEnv { name: String },
 
+    #[error("{capability} is granted twice; give each world grant once")]
+    DuplicateWorldGrant { capability: &'static str },
+
     #[error("configuration key `{key}` is given twice; give each key once")]
     DuplicateConfig { key: String },
 

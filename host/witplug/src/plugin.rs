@@ -411,7 +411,8 @@ impl<W: World> Plugin<W> {
             captured,
             StoreLimiter::new(inner.limits.clone(), inner.runtime.config().epoch_tick),
             (inner.make_data)(),
-        );
+        )
+        .with_world_grants(capabilities.world_grants());
         let mut store = Store::new(inner.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(StoreLimiter::on_epoch_tick);

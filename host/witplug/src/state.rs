@@ -100,6 +100,7 @@ pub struct PluginState<D = ()> {
     pub(crate) log_sink: Option<LogSink>,
     pub(crate) captured: CapturedOutput,
     pub(crate) limiter: StoreLimiter,
+    world_grants: crate::world_grants::WorldGrants,
     wasi: WasiCtx,
     table: ResourceTable,
     /// Host state of a world defined outside witplug (`()` for the built-in worlds).
@@ -117,6 +118,7 @@ impl<D> PluginState<D> {
         data: D,
     ) -> Self {
         Self {
+            world_grants: Default::default(),
             plugin,
             config,
             log_sink,
@@ -150,6 +152,27 @@ impl<D> PluginState<D> {
     /// borrows both (`wasi:http`'s `WasiHttpCtxView`) need the split borrow.
     pub fn data_and_table(&mut self) -> (&mut D, &mut ResourceTable) {
         (&mut self.data, &mut self.table)
+    }
+
+    /// Gives the instance its plugin's world grants (none until then).
+    pub(crate) fn with_world_grants(mut self, grants: &crate::world_grants::WorldGrants) -> Self {
+        self.world_grants = grants.clone();
+        self
+    }
+
+    /// The world grant of type `G` given to this plugin, if any.
+    pub fn grant<G: crate::WorldGrant>(&self) -> Option<&G> {
+        self.world_grants.get::<G>()
+    }
+
+    /// The world grant of type `G`, or the denial a host function returns when it is
+    /// missing (check it before any effect):
+    /// `let mail = state.require::<SendMail>()?;` becomes [`Error::CapabilityDenied`]
+    /// naming [`WorldGrant::CAPABILITY`](crate::WorldGrant::CAPABILITY).
+    ///
+    /// [`Error::CapabilityDenied`]: crate::Error::CapabilityDenied
+    pub fn require<G: crate::WorldGrant>(&self) -> Result<&G, crate::CapabilityDenied> {
+        self.world_grants.require::<G>()
     }
 
     /// Writes a plugin log line to `tracing` (target `witplug::guest`) and the sink.

@@ -40,6 +40,7 @@ pub mod policy;
 pub mod preinit;
 pub mod slot;
 pub mod state;
+pub mod world_grants;
 pub mod worlds;
 
 /// The wasmtime witplug is built on, for a world's glue: `bindgen!({ wasmtime_crate:
@@ -59,6 +60,7 @@ pub use policy::{Policy, PolicyError, TomlError};
 pub use preinit::{PreinitError, preinitialize};
 pub use slot::{PluginSlot, PluginVersion, Versioned, component_digest};
 pub use state::{LogLevel, LogRecord, LogSink, PluginConfig, PluginState};
+pub use world_grants::WorldGrant;
 pub use worlds::aggregator::AggregatorPlugin;
 pub use worlds::command::CommandPlugin;
 pub use worlds::preview1::{Preview1Exit, Preview1Program};

@@ -10,7 +10,8 @@ use std::collections::HashSet;
 use witplug::wasmtime::component::{HasSelf, InstancePre, Linker};
 use witplug::wasmtime::{self, Store};
 use witplug::{
-    Capabilities, CapabilityDenied, Error, Plugin, PluginConfig, PluginOptions, PluginState, World,
+    Capabilities, CapabilityDenied, Error, GrantError, Plugin, PluginConfig, PluginOptions,
+    PluginState, World, WorldGrant,
 };
 
 use crate::common::{component, runtime};
@@ -27,23 +28,34 @@ wasmtime::component::bindgen!({
 use acme::moderation::wordlist;
 use exports::acme::moderation::scorer::Verdict;
 
-/// The host state this world needs: the blocklist behind `wordlist.is-blocked`, and
-/// whether this plugin was granted lookups at all.
+/// The host state this world needs: the blocklist behind `wordlist.is-blocked`.
 #[derive(Default)]
 pub struct Blocklist {
     words: HashSet<String>,
     lookups: usize,
-    lookups_granted: bool,
 }
 
-impl wordlist::Host for Blocklist {
+/// The world's own capability: lookups in the host's wordlist, at most `max` per instance.
+/// Not granted unless the host says so (`Capabilities::grant`).
+#[derive(Debug)]
+pub struct WordlistLookups {
+    max: usize,
+}
+
+impl WorldGrant for WordlistLookups {
+    const CAPABILITY: &'static str = "wordlist lookups";
+}
+
+// On `PluginState`, not on `Blocklist` alone, so that the grant can be checked.
+impl wordlist::Host for PluginState<Blocklist> {
     fn is_blocked(&mut self, word: String) -> wasmtime::Result<bool> {
         // The capability check comes first, before any effect.
-        if !self.lookups_granted {
-            return Err(CapabilityDenied::new("wordlist lookups").into());
+        let max = self.require::<WordlistLookups>()?.max;
+        if self.data.lookups >= max {
+            return Err(CapabilityDenied::new(format!("more than {max} wordlist lookups")).into());
         }
-        self.lookups += 1;
-        Ok(self.words.contains(&word))
+        self.data.lookups += 1;
+        Ok(self.data.words.contains(&word))
     }
 }
 
@@ -53,7 +65,7 @@ impl World for Moderation {
     type Pre = ModerationPre<PluginState<Blocklist>>;
 
     fn add_to_linker(linker: &mut Linker<PluginState<Blocklist>>) -> wasmtime::Result<()> {
-        Moderation::add_to_linker::<_, HasSelf<Blocklist>>(linker, |state| &mut state.data)
+        Moderation::add_to_linker::<_, HasSelf<PluginState<Blocklist>>>(linker, |state| state)
     }
 
     fn prepare(pre: InstancePre<PluginState<Blocklist>>) -> wasmtime::Result<Self::Pre> {
@@ -87,8 +99,14 @@ fn blocklist() -> Blocklist {
     Blocklist {
         words: ["spam", "scam"].into_iter().map(String::from).collect(),
         lookups: 0,
-        lookups_granted: true,
     }
+}
+
+/// Lookups granted, up to `max`.
+fn lookups(max: usize) -> Capabilities {
+    Capabilities::none()
+        .grant(WordlistLookups { max })
+        .expect("one grant")
 }
 
 #[tokio::test]
@@ -138,8 +156,7 @@ async fn a_failed_call_poisons_the_instance_for_every_later_call() {
     };
     let first = score(&mut instance).await.expect_err("lookups are denied");
     assert!(matches!(first, Error::CapabilityDenied { .. }), "{first:?}");
-    // Granting lookups now does not matter: the guest was unwound mid-call.
-    instance.state_mut().data.lookups_granted = true;
+    // The guest was unwound mid-call: the instance is never entered again.
     let second = score(&mut instance).await.expect_err("poisoned");
     assert!(
         matches!(&second, Error::Poisoned { plugin, export } if plugin == "moderator" && export == SCORE),
@@ -155,6 +172,7 @@ async fn a_failed_call_poisons_the_instance_for_every_later_call() {
 async fn calls_run_on_spawned_tasks_and_debug_output_holds_no_configuration() {
     let options = PluginOptions::default()
         .name("moderator")
+        .capabilities(lookups(100))
         .config(PluginConfig::new().set("api-key", "s3cret-value"));
     let plugin: Plugin<Moderation> =
         Plugin::with_data(runtime(), &component("rust-scorer"), options, blocklist)
@@ -184,7 +202,7 @@ async fn calls_run_on_spawned_tasks_and_debug_output_holds_no_configuration() {
 async fn a_custom_world_runs_with_its_own_host_state() {
     let options = PluginOptions::default()
         .name("moderator")
-        .capabilities(Capabilities::none());
+        .capabilities(lookups(100));
     let plugin: Plugin<Moderation> =
         Plugin::with_data(runtime(), &component("rust-scorer"), options, blocklist)
             .await
@@ -292,4 +310,42 @@ mod sync_exports {
             "{chain}"
         );
     }
+}
+
+/// A world grant reaches exactly as far as written: its limit is the host function's to
+/// enforce, a second grant of the same capability is refused (not merged or widened), and
+/// `-v`'s grant lines show it.
+#[tokio::test]
+async fn a_world_grant_reaches_exactly_as_far_as_written() {
+    let options = PluginOptions::default()
+        .name("moderator")
+        .capabilities(lookups(3));
+    let plugin: Plugin<Moderation> =
+        Plugin::with_data(runtime(), &component("rust-scorer"), options, blocklist)
+            .await
+            .expect("links");
+    let (verdict, used) = score(&plugin, "spam scam ham").await.expect("3 lookups");
+    assert_eq!((verdict.flagged.len(), used), (2, 3));
+    let error = score(&plugin, "spam scam ham eggs")
+        .await
+        .expect_err("a fourth lookup is beyond the grant");
+    assert!(
+        matches!(&error, Error::CapabilityDenied { capability, .. }
+            if capability == "more than 3 wordlist lookups"),
+        "{error:?}"
+    );
+
+    let twice = lookups(3).grant(WordlistLookups { max: usize::MAX });
+    assert!(
+        matches!(&twice, Err(GrantError::DuplicateWorldGrant { capability })
+            if *capability == "wordlist lookups"),
+        "{twice:?}"
+    );
+    assert!(
+        lookups(3)
+            .grant_lines()
+            .contains(&"world: wordlist lookups: WordlistLookups { max: 3 }".to_owned()),
+        "{:?}",
+        lookups(3).grant_lines()
+    );
 }

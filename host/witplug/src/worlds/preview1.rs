@@ -190,7 +190,8 @@ impl Preview1Program {
             captured,
             StoreLimiter::new(options.limits.clone(), self.runtime.config().epoch_tick),
             builder.build_p1(),
-        );
+        )
+        .with_world_grants(capabilities.world_grants());
         let mut store = Store::new(self.runtime.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(StoreLimiter::on_epoch_tick);
