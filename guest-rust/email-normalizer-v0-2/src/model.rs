@@ -1,5 +1,6 @@
-//! The record model the rule is written against: the shapes of 0.1.0's `types` and
-//! `transformer`, as plain Rust types (on 0.2.0 they are not WIT types any more).
+//! The record model `rule.rs` is written against: the shapes of 0.1.0's `types` and
+//! `transformer`, as plain Rust types. This guest never builds them (see `lean`); they
+//! exist so that the shared `rule.rs`, whose settings and helpers it uses, compiles here.
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {

@@ -164,11 +164,11 @@ fn is_valid_label(label: &str) -> bool {
 }
 
 /// The part after `@` of an address already known to be valid.
-fn domain_of(address: &str) -> &str {
+pub fn domain_of(address: &str) -> &str {
     address.split_once('@').map_or("", |(_, domain)| domain)
 }
 
-fn normalize_addresses<'a>(parts: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub fn normalize_addresses<'a>(parts: impl Iterator<Item = &'a str>) -> Vec<String> {
     parts
         .map(|part| trim(part).to_ascii_lowercase())
         .filter(|part| !part.is_empty())
@@ -191,7 +191,7 @@ fn split_list(list: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Trims only the four ASCII characters the specification names (not Unicode spaces).
-fn trim(text: &str) -> &str {
+pub fn trim(text: &str) -> &str {
     text.trim_matches([' ', '\t', '\n', '\r'])
 }
 
