@@ -159,22 +159,10 @@ impl<'b> Writer<'b> {
 
         // 7. Remove blocked domains.
         let held = addresses.len();
-        let mut first_blocked = None;
-        let remaining: Vec<String> = addresses
-            .into_iter()
-            .filter(|address| {
-                let domain = rule::domain_of(address);
-                let blocked = settings.blocked_domains.iter().any(|d| d == domain);
-                if blocked && first_blocked.is_none() {
-                    first_blocked = Some(domain.to_owned());
-                }
-                !blocked
-            })
-            .collect();
-        if remaining.is_empty() {
-            let domain = first_blocked.unwrap_or_default();
-            return self.push(Outcome::Drop(format!("email domain `{domain}` is blocked")));
-        }
+        let remaining = match rule::without_blocked(settings, addresses) {
+            Ok(remaining) => remaining,
+            Err(reason) => return self.push(Outcome::Drop(reason)),
+        };
 
         // 8. Keep a single untouched address; otherwise one record per remaining address.
         if let ([address], 1) = (remaining.as_slice(), held) {

@@ -97,22 +97,10 @@ pub fn apply(settings: &Settings, mut record: Record) -> Outcome {
 
     // 7. Remove blocked domains.
     let held = addresses.len();
-    let mut first_blocked = None;
-    let mut remaining: Vec<String> = addresses
-        .into_iter()
-        .filter(|address| {
-            let domain = domain_of(address);
-            let blocked = settings.blocked_domains.iter().any(|d| d == domain);
-            if blocked && first_blocked.is_none() {
-                first_blocked = Some(domain.to_owned());
-            }
-            !blocked
-        })
-        .collect();
-    if remaining.is_empty() {
-        let domain = first_blocked.unwrap_or_default();
-        return Outcome::Drop(format!("email domain `{domain}` is blocked"));
-    }
+    let mut remaining = match without_blocked(settings, addresses) {
+        Ok(remaining) => remaining,
+        Err(reason) => return Outcome::Drop(reason),
+    };
 
     // 8. Keep a single untouched address; otherwise one record per remaining address.
     if held == 1
@@ -161,6 +149,28 @@ fn is_valid_label(label: &str) -> bool {
         && label
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Step 7: the addresses whose domain is not blocked, or, when none is left, the drop
+/// reason naming the first blocked domain.
+pub fn without_blocked(settings: &Settings, addresses: Vec<String>) -> Result<Vec<String>, String> {
+    let mut first_blocked = None;
+    let remaining: Vec<String> = addresses
+        .into_iter()
+        .filter(|address| {
+            let domain = domain_of(address);
+            let blocked = settings.blocked_domains.iter().any(|d| d == domain);
+            if blocked && first_blocked.is_none() {
+                first_blocked = Some(domain.to_owned());
+            }
+            !blocked
+        })
+        .collect();
+    if remaining.is_empty() {
+        let domain = first_blocked.unwrap_or_default();
+        return Err(format!("email domain `{domain}` is blocked"));
+    }
+    Ok(remaining)
 }
 
 /// The part after `@` of an address already known to be valid.

@@ -26,35 +26,44 @@ pub trait WorldGrant: std::fmt::Debug + Send + Sync + 'static {
     const CAPABILITY: &'static str;
 }
 
-/// The world grants of one plugin: at most one of each type.
-#[derive(Clone, Default)]
-pub(crate) struct WorldGrants {
-    grants: BTreeMap<TypeKey, Arc<dyn Any + Send + Sync>>,
-    /// `CAPABILITY: {grant:?}` of each, for `Debug` and `grant_lines`.
-    shown: BTreeMap<TypeKey, String>,
+/// A grant with its type erased, still able to say what it is.
+trait AnyGrant: Any + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn line(&self) -> String;
 }
 
-/// A `TypeId` with an order, so that grants are listed the same way every time.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct TypeKey(TypeId);
+impl<G: WorldGrant> AnyGrant for G {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn line(&self) -> String {
+        format!("{}: {self:?}", G::CAPABILITY)
+    }
+}
+
+/// The world grants of one plugin: at most one of each type. Shared by every instance of
+/// the plugin (cloning is a reference count).
+#[derive(Clone, Default)]
+pub(crate) struct WorldGrants {
+    grants: Arc<BTreeMap<TypeId, Arc<dyn AnyGrant>>>,
+}
 
 impl WorldGrants {
     /// Adds `grant`; `Err` with the capability's name if one of its type is there already.
     pub(crate) fn insert<G: WorldGrant>(&mut self, grant: G) -> Result<(), &'static str> {
-        let key = TypeKey(TypeId::of::<G>());
-        if self.grants.contains_key(&key) {
+        let grants = Arc::make_mut(&mut self.grants);
+        if grants.contains_key(&TypeId::of::<G>()) {
             return Err(G::CAPABILITY);
         }
-        self.shown
-            .insert(key, format!("{}: {grant:?}", G::CAPABILITY));
-        self.grants.insert(key, Arc::new(grant));
+        grants.insert(TypeId::of::<G>(), Arc::new(grant));
         Ok(())
     }
 
     pub(crate) fn get<G: WorldGrant>(&self) -> Option<&G> {
         self.grants
-            .get(&TypeKey(TypeId::of::<G>()))
-            .and_then(|grant| grant.downcast_ref::<G>())
+            .get(&TypeId::of::<G>())
+            .and_then(|grant| grant.as_any().downcast_ref::<G>())
     }
 
     pub(crate) fn require<G: WorldGrant>(&self) -> Result<&G, CapabilityDenied> {
@@ -63,8 +72,8 @@ impl WorldGrants {
     }
 
     /// One line per grant, `CAPABILITY: value`.
-    pub(crate) fn lines(&self) -> impl Iterator<Item = &str> {
-        self.shown.values().map(String::as_str)
+    pub(crate) fn lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.grants.values().map(|grant| grant.line())
     }
 }
 
