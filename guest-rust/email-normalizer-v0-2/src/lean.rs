@@ -76,6 +76,8 @@ impl<'s> Fields<'s> {
 pub struct Writer<'b> {
     batch: &'b Batch,
     answer: Answer,
+    /// The views of the record being processed, reused from record to record.
+    views: Vec<View<'b>>,
 }
 
 impl<'b> Writer<'b> {
@@ -92,6 +94,7 @@ impl<'b> Writer<'b> {
                 cells: Vec::new(),
                 records: Vec::new(),
             },
+            views: Vec::new(),
         }
     }
 
@@ -101,6 +104,19 @@ impl<'b> Writer<'b> {
 
     /// Applies the rule to input record `index` and writes its outcome.
     pub fn apply(&mut self, settings: &Settings, fields: &Fields, index: usize) {
+        let mut views = std::mem::take(&mut self.views);
+        self.apply_with(&mut views, settings, fields, index);
+        views.clear();
+        self.views = views;
+    }
+
+    fn apply_with(
+        &mut self,
+        views: &mut Vec<View<'b>>,
+        settings: &Settings,
+        fields: &Fields,
+        index: usize,
+    ) {
         let batch = self.batch;
         let Some(record) = batch.records.get(index) else {
             return;
@@ -116,7 +132,8 @@ impl<'b> Writer<'b> {
         let find = |name: Option<u32>| name.and_then(|n| cells.iter().position(|c| c.name == n));
 
         // 1. Trim every text value and every text-list element.
-        let views: Vec<View> = cells.iter().map(|cell| view(batch, &cell.value)).collect();
+        views.extend(cells.iter().map(|cell| view(batch, &cell.value)));
+        let views = views.as_slice();
 
         // 2. Required fields, in configured order.
         for &(name, index) in &fields.required {

@@ -1,15 +1,16 @@
 // Package export_witplug_plugin_transformer implements the exported `transformer`
 // interface of `witplug:plugin/transform-plugin@0.2.0`, the flat record shape.
 //
-// The rule is package rule of ../email-normalizer, copied into this module by the build,
-// so that both versions answer alike by construction. This package reads the flat batch
-// into the rule's plain records and writes each outcome back: a kept record that has the
-// fields it came with is answered `keep` with edits of the values the rule changed, any
-// other one `keep-as` a record of the answer.
+// The rule is applied to the batch where it lies, as the Rust guest's lean.rs does: texts
+// are strings sliced from the batch's text (trimmed by slicing, never copied), field names
+// are compared as the indices the configured names have in the batch, found once per
+// batch, and the answer holds only what the rule changed (`keep` with edits, `split` into
+// records of the answer). Steps 4 to 7 and every message are package rule's
+// (../email-normalizer, copied into this module by the build), which the 0.1.0 guest
+// runs too; the host's differential tests hold every build to identical outcomes.
 package export_witplug_plugin_transformer
 
 import (
-	"math"
 	"strconv"
 	"strings"
 
@@ -33,16 +34,13 @@ const collectEvery = 256
 // snapshotted after a first call (pre-initialisation) still follows its own configuration.
 func ProcessBatch(batch types.Batch) transformer.Answer {
 	guestgc.Collect()
-	cfg := rule.ParseConfig(getConfig)
-	w := newWriter(&batch)
+	w := newWriter(&batch, rule.ParseConfig(getConfig))
 	var counts [rule.Error + 1]int
 	for i := range batch.Records {
 		if i%collectEvery == collectEvery-1 {
 			guestgc.Collect()
 		}
-		outcome := rule.Apply(cfg, w.read(i))
-		counts[outcome.Kind]++
-		w.push(i, outcome)
+		counts[w.apply(i)]++
 	}
 	logging.Log(logging.Level_Debug, "email-normalizer processed a batch", []witTypes.Tuple2[string, string]{
 		{F0: "records", F1: strconv.Itoa(len(batch.Records))},
@@ -63,19 +61,38 @@ func getConfig(key string) (string, bool) {
 	return value.Some(), true
 }
 
-// writer reads records out of one batch and writes the answer to it. The host checks
-// every span of the answer; the batch it sends is well formed, so a span out of range is
-// a host bug, read here as empty rather than a trap.
+// writer applies the rule to the records of one batch and writes the answer. The host
+// checks every span of the answer; the batch it sends is well formed, so a span out of
+// range is a host bug, read here as empty rather than a trap.
 type writer struct {
-	batch   *types.Batch
-	answer  transformer.Answer
-	text    strings.Builder
-	ownName map[string]uint32
+	batch *types.Batch
+	cfg   rule.Config
+	// email and required are the batch's name indices of the configured fields, -1 for a
+	// name that no record of the batch has.
+	email    int
+	required []int
+	answer   transformer.Answer
+	text     strings.Builder
+	// addresses and items are reused from record to record.
+	addresses []string
+	items     []string
 }
 
-func newWriter(batch *types.Batch) *writer {
-	w := &writer{batch: batch}
+func newWriter(batch *types.Batch, cfg rule.Config) *writer {
+	index := func(name string) int {
+		for i, n := range batch.Names {
+			if n == name {
+				return i
+			}
+		}
+		return -1
+	}
+	w := &writer{batch: batch, cfg: cfg, email: index(cfg.EmailField)}
+	for _, name := range cfg.RequiredFields {
+		w.required = append(w.required, index(name))
+	}
 	w.answer.Outcomes = make([]transformer.Outcome, 0, len(batch.Records))
+	w.text.Grow(len(batch.Text) / 4)
 	return w
 }
 
@@ -92,200 +109,205 @@ func textAt(text string, s types.Span) string {
 	return text[s.Start:end]
 }
 
-func cellsOf(batch *types.Batch, r types.Record) []types.Cell {
-	end := uint64(r.First) + uint64(r.Count)
-	if end > uint64(len(batch.Cells)) {
+func sliceAt[T any](all []T, s types.Span) []T {
+	end := uint64(s.Start) + uint64(s.Len)
+	if end > uint64(len(all)) {
 		return nil
 	}
-	return batch.Cells[r.First:end]
+	return all[s.Start:end]
 }
 
-// read gives input record i as the rule takes it.
-func (w *writer) read(i int) rule.Record {
+func cellsOf(batch *types.Batch, r types.Record) []types.Cell {
+	return sliceAt(batch.Cells, types.Span{Start: r.First, Len: r.Count})
+}
+
+// find is the position of the first cell named by name index n, or -1.
+func find(cells []types.Cell, n int) int {
+	if n < 0 {
+		return -1
+	}
+	for k, cell := range cells {
+		if int(cell.Name) == n {
+			return k
+		}
+	}
+	return -1
+}
+
+// apply runs the rule (samples/README.md, steps numbered alike) on input record i and
+// writes its outcome.
+func (w *writer) apply(i int) rule.OutcomeKind {
 	b := w.batch
 	r := b.Records[i]
 	cells := cellsOf(b, r)
-	fields := make([]rule.Field, len(cells))
-	for k, cell := range cells {
-		name := ""
-		if int(cell.Name) < len(b.Names) {
-			name = b.Names[cell.Name]
+
+	// 1. is done by slicing where a value is read: trimmed texts are substrings.
+	// 2. Required fields, in configured order.
+	for j, name := range w.cfg.RequiredFields {
+		k := find(cells, w.required[j])
+		if k < 0 || w.isEmpty(cells[k].Value) {
+			w.push(transformer.MakeOutcomeDrop("missing required field `" + name + "`"))
+			return rule.Drop
 		}
-		fields[k] = rule.Field{Name: name, Value: w.value(cell.Value)}
 	}
-	return rule.Record{Key: textAt(b.Text, r.Key), Fields: fields}
+
+	// 3. No email field: keep the trimmed record.
+	e := find(cells, w.email)
+	if e < 0 || cells[e].Value.Tag() == types.Value_Null {
+		w.keep(i, cells, -1, "")
+		return rule.Keep
+	}
+
+	// 4. to 7. The valid addresses of allowed domains, or the end of the record.
+	kept, held, end := rule.Addresses(w.cfg, w.view(cells[e].Value), w.addresses)
+	if end != nil {
+		if end.Kind == rule.Drop {
+			w.push(transformer.MakeOutcomeDrop(end.Reason))
+		} else {
+			w.push(transformer.MakeOutcomeError(transformer.RecordError{Code: end.Code, Message: end.Message}))
+		}
+		return end.Kind
+	}
+	w.addresses = kept
+
+	// 8. One address in, the same one out: keep. Otherwise one record per address.
+	if held == 1 {
+		w.keep(i, cells, e, kept[0])
+		return rule.Keep
+	}
+	start := uint32(len(w.answer.Records))
+	for _, address := range kept {
+		w.copy(r.Key, cells, e, address)
+	}
+	w.push(transformer.MakeOutcomeSplit(types.Span{Start: start, Len: uint32(len(kept))}))
+	return rule.Split
 }
 
-func (w *writer) value(v types.Value) rule.Value {
-	b := w.batch
+func (w *writer) push(outcome transformer.Outcome) {
+	w.answer.Outcomes = append(w.answer.Outcomes, outcome)
+}
+
+// isEmpty tells whether a required field's value counts as missing (after step 1).
+func (w *writer) isEmpty(v types.Value) bool {
 	switch v.Tag() {
-	case types.Value_Boolean:
-		return rule.Value{Kind: rule.Boolean, Bool: v.Boolean()}
-	case types.Value_Integer:
-		return rule.Value{Kind: rule.Integer, Int: v.Integer()}
-	case types.Value_Float:
-		return rule.Value{Kind: rule.Float, Float: v.Float()}
+	case types.Value_Null:
+		return true
 	case types.Value_Text:
-		return rule.Value{Kind: rule.Text, Text: textAt(b.Text, v.Text())}
-	case types.Value_Bytes:
-		s := v.Bytes()
-		end := uint64(s.Start) + uint64(s.Len)
-		if end > uint64(len(b.Bytes)) {
-			return rule.Value{Kind: rule.Bytes}
-		}
-		return rule.Value{Kind: rule.Bytes, Bytes: b.Bytes[s.Start:end]}
+		return rule.Trim(textAt(w.batch.Text, v.Text())) == ""
 	case types.Value_TextList:
-		s := v.TextList()
-		end := uint64(s.Start) + uint64(s.Len)
-		if end > uint64(len(b.Items)) {
-			return rule.Value{Kind: rule.TextList}
+		return len(sliceAt(w.batch.Items, v.TextList())) == 0
+	default:
+		return false
+	}
+}
+
+// view is the email field's value as rule.Addresses takes it: trimmed, and only what
+// it reads (a text, the items of a list, or else the kind).
+func (w *writer) view(v types.Value) rule.Value {
+	switch v.Tag() {
+	case types.Value_Text:
+		return rule.TextValue(rule.Trim(textAt(w.batch.Text, v.Text())))
+	case types.Value_TextList:
+		w.items = w.items[:0]
+		for _, item := range sliceAt(w.batch.Items, v.TextList()) {
+			w.items = append(w.items, rule.Trim(textAt(w.batch.Text, item)))
 		}
-		list := make([]string, 0, s.Len)
-		for _, item := range b.Items[s.Start:end] {
-			list = append(list, textAt(b.Text, item))
-		}
-		return rule.Value{Kind: rule.TextList, List: list}
+		return rule.Value{Kind: rule.TextList, List: w.items}
+	case types.Value_Boolean:
+		return rule.Value{Kind: rule.Boolean}
+	case types.Value_Integer:
+		return rule.Value{Kind: rule.Integer}
+	case types.Value_Float:
+		return rule.Value{Kind: rule.Float}
+	case types.Value_Bytes:
+		return rule.Value{Kind: rule.Bytes}
 	default:
 		return rule.Value{Kind: rule.Null}
 	}
 }
 
-// unchanged tells whether the rule left a value as the batch's input cell had it.
-func (w *writer) unchanged(input types.Value, v rule.Value) bool {
-	return sameValue(w.value(input), v)
-}
-
-func sameValue(a, b rule.Value) bool {
-	if a.Kind != b.Kind {
-		return false
-	}
-	switch a.Kind {
-	case rule.Boolean:
-		return a.Bool == b.Bool
-	case rule.Integer:
-		return a.Int == b.Int
-	case rule.Float:
-		return math.Float64bits(a.Float) == math.Float64bits(b.Float)
-	case rule.Text:
-		return a.Text == b.Text
-	case rule.Bytes:
-		return string(a.Bytes) == string(b.Bytes)
-	case rule.TextList:
-		if len(a.List) != len(b.List) {
-			return false
-		}
-		for i := range a.List {
-			if a.List[i] != b.List[i] {
-				return false
-			}
-		}
-		return true
-	default:
-		return true
-	}
-}
-
-// push adds the outcome of input record i.
-func (w *writer) push(i int, o rule.Outcome) {
-	var outcome transformer.Outcome
-	switch o.Kind {
-	case rule.Keep:
-		outcome = w.keep(i, o.Record)
-	case rule.Drop:
-		outcome = transformer.MakeOutcomeDrop(o.Reason)
-	case rule.Split:
-		start := uint32(len(w.answer.Records))
-		for _, r := range o.Records {
-			w.record(r)
-		}
-		outcome = transformer.MakeOutcomeSplit(types.Span{Start: start, Len: uint32(len(o.Records))})
-	default:
-		outcome = transformer.MakeOutcomeError(transformer.RecordError{Code: o.Code, Message: o.Message})
-	}
-	w.answer.Outcomes = append(w.answer.Outcomes, outcome)
-}
-
-// keep answers `keep` with edits when the record has the fields it came with, else
-// `keep-as`.
-func (w *writer) keep(i int, r rule.Record) transformer.Outcome {
+// keep answers `keep`, with an edit of every cell that trimming changed, and of cell e
+// (when e >= 0) to the text address when it held anything else.
+func (w *writer) keep(i int, cells []types.Cell, e int, address string) {
 	b := w.batch
-	cells := cellsOf(b, b.Records[i])
-	same := len(cells) == len(r.Fields)
-	for k := 0; same && k < len(cells); k++ {
-		same = int(cells[k].Name) < len(b.Names) && b.Names[cells[k].Name] == r.Fields[k].Name
-	}
-	if !same {
-		return transformer.MakeOutcomeKeepAs(w.record(r))
-	}
 	for k, cell := range cells {
-		if !w.unchanged(cell.Value, r.Fields[k].Value) {
-			w.answer.Edits = append(w.answer.Edits, transformer.Edit{
-				Record: uint32(i),
-				Cell:   uint32(k),
-				Value:  w.valueOut(r.Fields[k].Value),
-			})
+		var value types.Value
+		switch {
+		case k == e:
+			if cell.Value.Tag() == types.Value_Text && textAt(b.Text, cell.Value.Text()) == address {
+				continue
+			}
+			value = types.MakeValueText(w.textOut(address))
+		case cell.Value.Tag() == types.Value_Text:
+			raw := textAt(b.Text, cell.Value.Text())
+			trimmed := rule.Trim(raw)
+			if len(trimmed) == len(raw) {
+				continue
+			}
+			value = types.MakeValueText(w.textOut(trimmed))
+		case cell.Value.Tag() == types.Value_TextList:
+			if !w.trims(cell.Value.TextList()) {
+				continue
+			}
+			value = w.listOut(cell.Value.TextList())
+		default:
+			continue
 		}
+		w.answer.Edits = append(w.answer.Edits, transformer.Edit{Record: uint32(i), Cell: uint32(k), Value: value})
 	}
-	return transformer.MakeOutcomeKeep()
+	w.push(transformer.MakeOutcomeKeep())
 }
 
-// record appends r to the answer's records and returns its index.
-func (w *writer) record(r rule.Record) uint32 {
-	key := w.textOut(r.Key)
+// trims tells whether trimming changes an item of the text list at s.
+func (w *writer) trims(s types.Span) bool {
+	for _, item := range sliceAt(w.batch.Items, s) {
+		raw := textAt(w.batch.Text, item)
+		if len(rule.Trim(raw)) != len(raw) {
+			return true
+		}
+	}
+	return false
+}
+
+// copy appends a copy of the record with cells trimmed and cell e set to the text
+// address to the answer's records.
+func (w *writer) copy(key types.Span, cells []types.Cell, e int, address string) {
+	b := w.batch
 	first := uint32(len(w.answer.Cells))
-	for _, f := range r.Fields {
-		w.answer.Cells = append(w.answer.Cells, types.Cell{Name: w.name(f.Name), Value: w.valueOut(f.Value)})
+	keyOut := w.textOut(textAt(b.Text, key))
+	for k, cell := range cells {
+		value := cell.Value
+		switch {
+		case k == e:
+			value = types.MakeValueText(w.textOut(address))
+		case value.Tag() == types.Value_Text:
+			value = types.MakeValueText(w.textOut(rule.Trim(textAt(b.Text, value.Text()))))
+		case value.Tag() == types.Value_TextList:
+			value = w.listOut(value.TextList())
+		case value.Tag() == types.Value_Bytes:
+			bytes := sliceAt(b.Bytes, value.Bytes())
+			start := uint32(len(w.answer.Bytes))
+			w.answer.Bytes = append(w.answer.Bytes, bytes...)
+			value = types.MakeValueBytes(types.Span{Start: start, Len: uint32(len(bytes))})
+		}
+		// The batch's names, by index: the answer's names continue them.
+		w.answer.Cells = append(w.answer.Cells, types.Cell{Name: cell.Name, Value: value})
 	}
-	w.answer.Records = append(w.answer.Records, types.Record{Key: key, First: first, Count: uint32(len(r.Fields))})
-	return uint32(len(w.answer.Records) - 1)
+	w.answer.Records = append(w.answer.Records, types.Record{Key: keyOut, First: first, Count: uint32(len(cells))})
 }
 
-// name is the batch's index of a name, or the answer's own (counted after the batch's).
-func (w *writer) name(name string) uint32 {
-	for i, n := range w.batch.Names {
-		if n == name {
-			return uint32(i)
-		}
+// listOut writes the trimmed items of the batch's text list at s into the answer.
+func (w *writer) listOut(s types.Span) types.Value {
+	start := uint32(len(w.answer.Items))
+	items := sliceAt(w.batch.Items, s)
+	for _, item := range items {
+		w.answer.Items = append(w.answer.Items, w.textOut(rule.Trim(textAt(w.batch.Text, item))))
 	}
-	if own, ok := w.ownName[name]; ok {
-		return own
-	}
-	if w.ownName == nil {
-		w.ownName = map[string]uint32{}
-	}
-	index := uint32(len(w.batch.Names) + len(w.answer.Names))
-	w.answer.Names = append(w.answer.Names, name)
-	w.ownName[name] = index
-	return index
+	return types.MakeValueTextList(types.Span{Start: start, Len: uint32(len(items))})
 }
 
 func (w *writer) textOut(s string) types.Span {
 	start := uint32(w.text.Len())
 	w.text.WriteString(s)
 	return types.Span{Start: start, Len: uint32(len(s))}
-}
-
-func (w *writer) valueOut(v rule.Value) types.Value {
-	switch v.Kind {
-	case rule.Boolean:
-		return types.MakeValueBoolean(v.Bool)
-	case rule.Integer:
-		return types.MakeValueInteger(v.Int)
-	case rule.Float:
-		return types.MakeValueFloat(v.Float)
-	case rule.Text:
-		return types.MakeValueText(w.textOut(v.Text))
-	case rule.Bytes:
-		start := uint32(len(w.answer.Bytes))
-		w.answer.Bytes = append(w.answer.Bytes, v.Bytes...)
-		return types.MakeValueBytes(types.Span{Start: start, Len: uint32(len(v.Bytes))})
-	case rule.TextList:
-		start := uint32(len(w.answer.Items))
-		for _, item := range v.List {
-			w.answer.Items = append(w.answer.Items, w.textOut(item))
-		}
-		return types.MakeValueTextList(types.Span{Start: start, Len: uint32(len(v.List))})
-	default:
-		return types.MakeValueNull()
-	}
 }

@@ -161,36 +161,62 @@ func Apply(cfg Config, input Record) Outcome {
 		return Outcome{Kind: Keep, Record: rec}
 	}
 
+	// 4. to 7. The addresses, valid, with blocked domains removed.
+	kept, held, end := Addresses(cfg, rec.Fields[emailIdx].Value, nil)
+	if end != nil {
+		return *end
+	}
+
+	// 8. One address in, the same one out: keep. Otherwise one record per address.
+	if held == 1 {
+		return Outcome{Kind: Keep, Record: withField(rec, emailIdx, kept[0])}
+	}
+	records := make([]Record, len(kept))
+	for i, a := range kept {
+		records[i] = withField(rec, emailIdx, a)
+	}
+	return Outcome{Kind: Split, Records: records}
+}
+
+// Addresses runs steps 4 to 7 on the trimmed value of the email field: the addresses it
+// holds that are not of a blocked domain, lowercased, in order, and how many it held in
+// all; or the outcome that ends the record (a drop or an error). The addresses are
+// appended to buf[:0], which may be reused from record to record.
+func Addresses(cfg Config, v Value, buf []string) (kept []string, held int, end *Outcome) {
+	addresses := buf[:0]
+	add := func(p string) {
+		if a := asciiLower(trim(p)); a != "" {
+			addresses = append(addresses, a)
+		}
+	}
 	// 4. and 5. Collect the addresses.
-	var parts []string
-	switch v := rec.Fields[emailIdx].Value; v.Kind {
+	switch v.Kind {
 	case Text:
-		parts = strings.FieldsFunc(v.Text, func(r rune) bool {
-			return strings.ContainsRune(addressSeparators, r)
-		})
+		for start, i := 0, 0; i <= len(v.Text); i++ {
+			if i == len(v.Text) || strings.IndexByte(addressSeparators, v.Text[i]) >= 0 {
+				add(v.Text[start:i])
+				start = i + 1
+			}
+		}
 	case TextList:
-		parts = v.List
+		for _, p := range v.List {
+			add(p)
+		}
 	default:
-		return Outcome{
+		return nil, 0, &Outcome{
 			Kind:    Error,
 			Code:    "invalid-type",
 			Message: "field `" + cfg.EmailField + "` must be text, found " + v.Kind.String(),
 		}
 	}
-	var addresses []string
-	for _, p := range parts {
-		if a := asciiLower(trim(p)); a != "" {
-			addresses = append(addresses, a)
-		}
-	}
 	if len(addresses) == 0 {
-		return Outcome{Kind: Drop, Reason: "field `" + cfg.EmailField + "` holds no address"}
+		return nil, 0, &Outcome{Kind: Drop, Reason: "field `" + cfg.EmailField + "` holds no address"}
 	}
 
 	// 6. Every address must be valid; the first invalid one is reported.
 	for _, a := range addresses {
 		if !IsValidAddress(a) {
-			return Outcome{
+			return nil, 0, &Outcome{
 				Kind:    Error,
 				Code:    "invalid-email",
 				Message: "field `" + cfg.EmailField + "`: `" + a + "` is not a valid email address",
@@ -198,8 +224,10 @@ func Apply(cfg Config, input Record) Outcome {
 		}
 	}
 
-	// 7. Remove the addresses of blocked domains.
-	var kept []string
+	// 7. Remove the addresses of blocked domains (in place: each is read before it can be
+	// overwritten).
+	held = len(addresses)
+	kept = addresses[:0]
 	firstBlocked := ""
 	for _, a := range addresses {
 		domain := a[strings.IndexByte(a, '@')+1:]
@@ -212,18 +240,9 @@ func Apply(cfg Config, input Record) Outcome {
 		kept = append(kept, a)
 	}
 	if len(kept) == 0 {
-		return Outcome{Kind: Drop, Reason: "email domain `" + firstBlocked + "` is blocked"}
+		return nil, 0, &Outcome{Kind: Drop, Reason: "email domain `" + firstBlocked + "` is blocked"}
 	}
-
-	// 8. One address in, the same one out: keep. Otherwise one record per address.
-	if len(addresses) == 1 {
-		return Outcome{Kind: Keep, Record: withField(rec, emailIdx, kept[0])}
-	}
-	records := make([]Record, len(kept))
-	for i, a := range kept {
-		records[i] = withField(rec, emailIdx, a)
-	}
-	return Outcome{Kind: Split, Records: records}
+	return kept, held, nil
 }
 
 // IsValidAddress reports whether a (lowercased) address is `local@domain` as the rule
@@ -319,7 +338,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// trim removes ASCII space, tab, newline and carriage return at both ends (and nothing else).
+// Trim removes ASCII space, tab, newline and carriage return at both ends (and nothing
+// else): step 1, for one text.
+func Trim(s string) string { return trim(s) }
+
 func trim(s string) string { return strings.Trim(s, whitespaceCutset) }
 
 // asciiLower lowercases A-Z only; other bytes, including non-ASCII UTF-8, are kept.

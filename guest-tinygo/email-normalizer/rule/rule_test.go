@@ -202,3 +202,25 @@ func TestInputIsNotModified(t *testing.T) {
 		t.Errorf("input changed to %+v", in)
 	}
 }
+
+func TestAddressesReusesItsBufferWithoutMixingRecords(t *testing.T) {
+	cfg := config(KeyBlockedDomains, "spam.example")
+	var buf []string
+	kept, held, end := Addresses(cfg, text("a@x.org;; B@Y.org , c@spam.example"), buf)
+	if end != nil || held != 3 || !reflect.DeepEqual(kept, []string{"a@x.org", "b@y.org"}) {
+		t.Fatalf("first: %q %d %+v", kept, held, end)
+	}
+	buf = kept
+	kept, held, end = Addresses(cfg, list("d@z.org"), buf)
+	if end != nil || held != 1 || !reflect.DeepEqual(kept, []string{"d@z.org"}) {
+		t.Fatalf("second: %q %d %+v", kept, held, end)
+	}
+	_, _, end = Addresses(cfg, text(" ,; "), buf)
+	if want := drop("field `email` holds no address"); end == nil || !reflect.DeepEqual(*end, want) {
+		t.Fatalf("empty: %+v", end)
+	}
+	_, _, end = Addresses(cfg, Value{Kind: Integer, Int: 3}, buf)
+	if want := fail("invalid-type", "field `email` must be text, found integer"); end == nil || !reflect.DeepEqual(*end, want) {
+		t.Fatalf("integer: %+v", end)
+	}
+}

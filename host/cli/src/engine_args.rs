@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use witplug::policy;
-use witplug::{CompileCache, Limits, Pooling, Runtime, RuntimeConfig};
+use witplug::{CompileCache, Limits, Pooling, Profiler, Runtime, RuntimeConfig};
 
 /// Component instances the CLI's pool holds at once. The subcommands call one instance at
 /// a time (plus the probe instance at load); raise this with any concurrency.
@@ -58,6 +58,18 @@ pub struct EngineArgs {
     /// Compile without reading or writing the compile cache.
     #[arg(long)]
     no_cache: bool,
+
+    /// Write the plugins' function names for `perf`: `perfmap` for `perf record` then
+    /// `perf report`, `jitdump` for `perf record -k mono` then `perf inject --jit`.
+    #[arg(long, value_name = "FORMAT")]
+    profile: Option<ProfileFormat>,
+}
+
+/// `--profile`: what the engine writes for `perf`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileFormat {
+    Perfmap,
+    Jitdump,
 }
 
 /// `--timeout-ms`: a deadline, or none. (An `Option<Option<_>>` field would make clap
@@ -120,6 +132,11 @@ impl EngineArgs {
             fuel_metering: limits.fuel_per_call.is_some(),
             cache_dir: self.cache_dir(),
             pooling: Some(pooling),
+            profiler: match self.profile {
+                None => Profiler::None,
+                Some(ProfileFormat::Perfmap) => Profiler::PerfMap,
+                Some(ProfileFormat::Jitdump) => Profiler::JitDump,
+            },
             ..RuntimeConfig::default()
         })
     }

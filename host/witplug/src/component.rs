@@ -4,6 +4,7 @@
 //! core module where a component was expected), so that each gets an error that says what to
 //! do rather than a parser message.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use wasmtime::component::Component;
@@ -85,6 +86,43 @@ impl LoadedComponent {
         ty.exports(engine)
             .map(|(name, item)| describe(name, &item.ty, engine))
             .collect()
+    }
+
+    /// The export names [`Instance::call`](crate::Instance::call) accepts for this
+    /// component: `interface#function` for each function of an exported interface, the
+    /// interface without its version (`witplug:plugin/transformer#process-batch`), methods
+    /// and constructors as the component model names them (`[method]res.fn`,
+    /// `[constructor]res`); `interface#[dtor]res` for each exported resource (its drop);
+    /// a function the world exports directly by its name alone.
+    pub fn call_names(&self) -> BTreeSet<String> {
+        let ty = self.component.component_type();
+        let engine = self.component.engine();
+        let mut names = BTreeSet::new();
+        for (name, item) in ty.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    names.insert(name.to_owned());
+                }
+                ComponentItem::ComponentInstance(instance) => {
+                    let interface = name
+                        .split_once('@')
+                        .map_or(name, |(unversioned, _)| unversioned);
+                    for (member, item) in instance.exports(engine) {
+                        match item.ty {
+                            ComponentItem::ComponentFunc(_) => {
+                                names.insert(format!("{interface}#{member}"));
+                            }
+                            ComponentItem::Resource(_) => {
+                                names.insert(format!("{interface}#[dtor]{member}"));
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        names
     }
 
     /// The component's top-level export names as written, e.g. `wasi:cli/run@0.2.6`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use wasmtime::{
     Config, Enabled, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig,
+    ProfilingStrategy,
 };
 
 use crate::cache::CompileCache;
@@ -31,6 +32,31 @@ pub struct RuntimeConfig {
     /// Preallocated instance slots with copy-on-write memory images, or `None` for
     /// on-demand allocation.
     pub pooling: Option<Pooling>,
+    /// Tell a profiler about the code compiled from plugins, so that `perf` names guest
+    /// functions instead of showing anonymous JIT addresses.
+    pub profiler: Profiler,
+}
+
+/// Which profiler the engine writes guest symbols for (see [`RuntimeConfig::profiler`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profiler {
+    #[default]
+    None,
+    /// Writes `/tmp/perf-PID.map`, which `perf report` reads as it is: function names.
+    PerfMap,
+    /// Writes a `jit-PID.dump` for `perf inject --jit` (run `perf record -k mono`):
+    /// function names and code bytes, for annotated disassembly.
+    JitDump,
+}
+
+impl Profiler {
+    fn strategy(self) -> ProfilingStrategy {
+        match self {
+            Self::None => ProfilingStrategy::None,
+            Self::PerfMap => ProfilingStrategy::PerfMap,
+            Self::JitDump => ProfilingStrategy::JitDump,
+        }
+    }
 }
 
 /// Sizing of the pooling allocator. Slots are reserved address space, not memory: only
@@ -134,6 +160,7 @@ impl Default for RuntimeConfig {
             fuel_metering: false,
             cache_dir: None,
             pooling: None,
+            profiler: Profiler::None,
         }
     }
 }
@@ -162,6 +189,7 @@ impl Runtime {
             .epoch_interruption(true)
             .consume_fuel(config.fuel_metering)
             .max_wasm_stack(config.max_wasm_stack)
+            .profiler(config.profiler.strategy())
             // Host functions run on the fiber's stack as well: keep a margin above the
             // wasm stack limit.
             .async_stack_size(config.max_wasm_stack + (1 << 20));

@@ -143,6 +143,18 @@ pub enum Error {
     )]
     Poisoned { plugin: String, export: String },
 
+    /// [`Instance::call`](crate::Instance::call) was given a name the component does not
+    /// export: a slip in the world's glue, caught before anything runs.
+    #[error(
+        "plugin `{plugin}` has no export `{export}` to call; it exports {exports} (names are `interface#function`, the interface without its version)"
+    )]
+    UnknownExport {
+        plugin: String,
+        export: String,
+        /// What it does export, as `call` names them.
+        exports: String,
+    },
+
     /// Any other failure of a call (e.g. a host function returned an error).
     #[error("call to `{export}` of plugin `{plugin}` failed")]
     Call {
@@ -387,6 +399,7 @@ impl Error {
             | Error::Trap { plugin, .. }
             | Error::Contract { plugin, .. }
             | Error::Poisoned { plugin, .. }
+            | Error::UnknownExport { plugin, .. }
             | Error::Call { plugin, .. } => Some(plugin),
             Error::Load(_)
             | Error::Grant(_)
@@ -412,6 +425,7 @@ impl Error {
             | Error::Trap { export, .. }
             | Error::Contract { export, .. }
             | Error::Poisoned { export, .. }
+            | Error::UnknownExport { export, .. }
             | Error::Call { export, .. } => export,
             Error::Instantiate { .. }
             | Error::Load(_)

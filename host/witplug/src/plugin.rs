@@ -5,6 +5,7 @@
 //! one instantiation of it with its own `Store`: the unit of isolation. Stateless worlds take
 //! a fresh instance per call; stateful worlds keep one for as long as their state lives.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,6 +206,7 @@ struct PluginInner<W: World> {
     idle: Mutex<Vec<Instance<W>>>,
     instantiations: AtomicU64,
     make_data: Box<dyn Fn() -> W::Data + Send + Sync>,
+    exports: Arc<BTreeSet<String>>,
 }
 
 // By hand: the configuration and capabilities may hold secrets (keys, environment values),
@@ -333,6 +335,7 @@ impl<W: World> Plugin<W> {
                 idle: Mutex::new(Vec::new()),
                 instantiations: AtomicU64::new(0),
                 make_data: Box::new(make_data),
+                exports: Arc::new(component.call_names()),
             }),
         };
         match plugin.instantiate_with(&Capabilities::none(), None).await {
@@ -451,6 +454,7 @@ impl<W: World> Plugin<W> {
             calls: 0,
             poisoned_by: None,
             capture_stderr: capabilities.stderr_policy() == Stdio::Capture,
+            exports: inner.exports.clone(),
         })
     }
 }
@@ -493,6 +497,8 @@ pub struct Instance<W: World> {
     /// The export that failed, once one has: a failed instance is never entered again.
     poisoned_by: Option<String>,
     capture_stderr: bool,
+    /// What `call` may name: the component's exports (`LoadedComponent::call_names`).
+    exports: Arc<BTreeSet<String>>,
 }
 
 impl<W: World> Instance<W> {
@@ -505,8 +511,9 @@ impl<W: World> Instance<W> {
     /// Makes one typed call to `export`: `call` gets the bindings and the store, and the
     /// whole call runs under the plugin's [`Limits::call_timeout`] and fuel. A failure comes
     /// back as a typed [`Error`] naming `export`, and poisons the instance (a guest unwound
-    /// mid-call is never entered again). Refused once a call of the instance has failed.
-    /// An example is on [`World`].
+    /// mid-call is never entered again). Refused once a call of the instance has failed,
+    /// and when the component has no export `export` ([`Error::UnknownExport`]: names are
+    /// as [`LoadedComponent::call_names`] lists them). An example is on [`World`].
     ///
     /// The entry point for every call: [`Instance::parts`] and [`Instance::finish`] are its
     /// two halves, for the rare call that needs the store between them.
@@ -515,6 +522,13 @@ impl<W: World> Instance<W> {
         export: &str,
         call: impl AsyncFnOnce(&W, &mut PluginStore<W::Data>) -> wasmtime::Result<R>,
     ) -> Result<R, Error> {
+        if !self.exports.contains(export) {
+            return Err(Error::UnknownExport {
+                plugin: self.store.data().plugin().to_owned(),
+                export: export.to_owned(),
+                exports: list_or_nothing(&self.exports.iter().cloned().collect::<Vec<_>>()),
+            });
+        }
         let timeout = self.call_timeout();
         let (bindings, store) = self.parts()?;
         let result = within_call_timeout(timeout, call(bindings, store)).await;

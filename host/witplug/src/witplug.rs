@@ -51,7 +51,7 @@ pub use wasmtime;
 pub use cache::{CacheError, CompileCache};
 pub use capabilities::{Access, Capabilities, CapabilityDenied, DirGrant, Stdio};
 pub use component::{LoadedComponent, is_core_module};
-pub use engine::{Pooling, Runtime, RuntimeConfig};
+pub use engine::{Pooling, Profiler, Runtime, RuntimeConfig};
 pub use error::{Error, GrantError, LoadError, error_chain};
 pub use http_grant::{HttpGrant, HttpGrantError};
 pub use limits::Limits;

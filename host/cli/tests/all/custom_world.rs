@@ -169,6 +169,55 @@ async fn a_failed_call_poisons_the_instance_for_every_later_call() {
 }
 
 #[tokio::test]
+async fn a_misnamed_export_is_refused_before_the_guest_runs_naming_the_real_ones() {
+    let plugin: Plugin<Moderation> = Plugin::with_data(
+        runtime(),
+        &component("rust-scorer"),
+        PluginOptions::default()
+            .name("moderator")
+            .capabilities(lookups(100)),
+        blocklist,
+    )
+    .await
+    .expect("links");
+    let mut instance = plugin.instantiate().await.expect("instantiates");
+    // A typo, the versioned spelling, a function of no interface.
+    for wrong in [
+        "acme:moderation/scorer#scroe",
+        "acme:moderation/scorer@0.1.0#score",
+        "score",
+    ] {
+        let error = instance
+            .call(wrong, async |bindings, store| {
+                bindings
+                    .acme_moderation_scorer()
+                    .call_score(store, "spam")
+                    .await
+            })
+            .await
+            .expect_err(wrong);
+        assert!(
+            matches!(&error, Error::UnknownExport { plugin, export, exports }
+                if plugin == "moderator" && export == wrong && exports == SCORE),
+            "{error:?}"
+        );
+        assert_eq!(error.export(), Some(wrong));
+    }
+    // Nothing ran (no lookup was made) and nothing is poisoned: the right name works.
+    assert_eq!(instance.state().data.lookups, 0);
+    let verdict = instance
+        .call(SCORE, async |bindings, store| {
+            bindings
+                .acme_moderation_scorer()
+                .call_score(store, "spam")
+                .await
+        })
+        .await
+        .expect("scores");
+    assert_eq!(verdict.flagged, ["spam"]);
+}
+
+#[tokio::test]
 async fn calls_run_on_spawned_tasks_and_debug_output_holds_no_configuration() {
     let options = PluginOptions::default()
         .name("moderator")

@@ -359,13 +359,15 @@ fn memory_stays_bounded_when_every_line_is_a_field_bomb() {
     // Just under the default 1 MiB line cap, each `"a":1` (6 bytes) a `Field` once parsed:
     // ~12 MB per line in the host. Without a byte budget the lines piled up in the
     // read-ahead and the batch (old code: ~310 MB peak for these 12 lines); with it a few
-    // are in flight at a time (~110 MB).
+    // are in flight at a time. One job, so that the bound is about the budget: each job
+    // holds a batch of its own (measured on 2026-12-04 with the debug build: ~135 MB peak
+    // with `--jobs 1`, 195-240 MB with two jobs, whose bound this was too tight for).
     const LINES: usize = 12;
     let fields = vec![r#""a":1"#; 170_000].join(",");
     let line = format!("{{\"key\":\"bomb\",\"fields\":{{\"email\":\"A@B.co\",{fields}}}}}\n");
     assert!(line.len() < 1024 * 1024);
     let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
-        .args(["transform", &normalizer()])
+        .args(["transform", &normalizer(), "--jobs", "1"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -692,6 +694,49 @@ fn every_world_version_writes_what_the_0_1_0_plugin_writes() {
         assert!(
             run(name) == reference,
             "{name} wrote other lines than the 0.1.0 Rust guest"
+        );
+    }
+}
+
+/// `--profile perfmap` writes the plugin's function names where `perf report` looks for
+/// them, whether the code was compiled now or read from the compile cache. (The Go guest
+/// keeps its name section; the Rust guests are built with `strip = true`.)
+#[test]
+fn profile_perfmap_names_the_plugin_functions_for_perf() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let cache_dir = cache.path().to_str().expect("utf-8 path").to_owned();
+    let plugin = guest_path("go-email-normalizer");
+    for run in ["compiled", "from the cache"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_witplug"))
+            .arg("transform")
+            .arg(&plugin)
+            .args(["--profile", "perfmap"])
+            .args(["--cache-dir", &cache_dir])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("witplug starts");
+        let map_path = format!("/tmp/perf-{}.map", child.id());
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(record_line(1).as_bytes()).expect("stdin");
+        drop(input);
+        let out = child.wait_with_output().expect("witplug runs");
+        let map = std::fs::read_to_string(&map_path);
+        let _ = std::fs::remove_file(&map_path);
+        assert!(
+            out.status.success(),
+            "{run}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_one_line_per_input_line(&output_lines(&out), 1);
+        let map = map.unwrap_or_else(|e| panic!("{run}: no {map_path}: {e}"));
+        // Each line is `ADDRESS SIZE NAME`; the rule's function is among them.
+        assert!(
+            map.lines()
+                .any(|line| line.split(' ').nth(2) == Some("wit_component_rule.Apply")),
+            "{run}: no guest function in {map_path}:\n{}",
+            crate::common::tail(&map, 2000)
         );
     }
 }

@@ -81,9 +81,9 @@ pub(crate) fn to_batch(records: &[Record]) -> Result<flat::Batch, String> {
     for record in records {
         let key = writer.text(&record.key)?;
         let first = wit_u32(cells.len())?;
-        for field in &record.fields {
+        for (k, field) in record.fields.iter().enumerate() {
             cells.push(flat::Cell {
-                name: writer.name(&field.name)?,
+                name: writer.name(k, &field.name)?,
                 value: writer.value(&field.value)?,
             });
         }
@@ -107,19 +107,36 @@ pub(crate) fn to_batch(records: &[Record]) -> Result<flat::Batch, String> {
 struct BatchWriter<'a> {
     names: Vec<String>,
     name_index: HashMap<&'a str, u32>,
+    /// The name index of each field position, as last seen: records of a batch mostly
+    /// have the same fields in the same order, and comparing with the name the position
+    /// had is cheaper than hashing it.
+    by_position: Vec<u32>,
     text: String,
     bytes: Vec<u8>,
     items: Vec<flat::Span>,
 }
 
 impl<'a> BatchWriter<'a> {
-    fn name(&mut self, name: &'a str) -> Result<u32, String> {
-        if let Some(&index) = self.name_index.get(name) {
+    /// The index of the name of field `position` of a record.
+    fn name(&mut self, position: usize, name: &'a str) -> Result<u32, String> {
+        if let Some(&index) = self.by_position.get(position)
+            && self.names[index as usize] == name
+        {
             return Ok(index);
         }
-        let index = wit_u32(self.names.len())?;
-        self.names.push(name.to_owned());
-        self.name_index.insert(name, index);
+        let index = match self.name_index.get(name) {
+            Some(&index) => index,
+            None => {
+                let index = wit_u32(self.names.len())?;
+                self.names.push(name.to_owned());
+                self.name_index.insert(name, index);
+                index
+            }
+        };
+        match self.by_position.get_mut(position) {
+            Some(slot) => *slot = index,
+            None => self.by_position.push(index),
+        }
         Ok(index)
     }
 
@@ -209,15 +226,20 @@ pub(crate) fn from_answer(
         records: &records,
         budget: max_bytes,
     };
-    // Only a record kept as it came may be edited.
+    // Only a record kept as it came may be edited. It is built once its edits are known,
+    // so that a value the guest replaced is never cloned.
     let mut editable = vec![false; inputs.len()];
     let mut outcomes = Vec::with_capacity(inputs.len());
-    for (i, (input, outcome)) in inputs.iter().zip(answered).enumerate() {
+    for (i, outcome) in answered.into_iter().enumerate() {
         let context = |message: String| BadAnswer::Contract(format!("outcome {i}: {message}"));
         outcomes.push(match outcome {
             answer::Outcome::Keep => {
                 editable[i] = true;
-                Outcome::Keep(input.clone())
+                // Built below.
+                Outcome::Keep(Record {
+                    key: String::new(),
+                    fields: Vec::new(),
+                })
             }
             answer::Outcome::KeepAs(index) => Outcome::Keep(
                 reader
@@ -242,33 +264,69 @@ pub(crate) fn from_answer(
             }),
         });
     }
+    let mut edited = Vec::with_capacity(edits.len());
     for (n, edit) in edits.into_iter().enumerate() {
         let context = |message: String| BadAnswer::Contract(format!("edit {n}: {message}"));
         let target = edit.record as usize;
-        let record = match outcomes.get_mut(target) {
+        match editable.get(target) {
             None => {
                 return Err(context(format!(
                     "record {target} is not in the batch of {} records",
                     inputs.len()
                 )));
             }
-            Some(Outcome::Keep(record)) if editable[target] => record,
-            Some(_) => {
+            Some(false) => {
                 return Err(context(format!(
                     "record {target} is not kept as it came (its outcome is not `keep`)"
                 )));
             }
-        };
+            Some(true) => {}
+        }
         let cell = edit.cell as usize;
-        let count = record.fields.len();
-        let Some(field) = record.fields.get_mut(cell) else {
+        let count = inputs[target].fields.len();
+        if cell >= count {
             return Err(context(format!(
                 "record {target} has {count} cells, so there is no cell {cell}"
             )));
-        };
-        field.value = reader
+        }
+        let value = reader
             .value(&edit.value)
             .map_err(|bad| bad.within(context))?;
+        edited.push((target, cell, value));
+    }
+    // Edits take effect in the order given (a later edit of a cell wins); grouped by
+    // record, keeping that order within each.
+    if !edited.is_sorted_by_key(|(target, _, _)| *target) {
+        edited.sort_by_key(|(target, _, _)| *target);
+    }
+    let mut edited = edited.into_iter().peekable();
+    let mut of_record = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        if !editable[i] {
+            continue;
+        }
+        while let Some((_, cell, value)) = edited.next_if(|(target, _, _)| *target == i) {
+            of_record.push((cell, value));
+        }
+        let fields = input
+            .fields
+            .iter()
+            .enumerate()
+            .map(
+                |(k, field)| match of_record.iter_mut().rev().find(|(cell, _)| *cell == k) {
+                    Some((_, value)) => Field {
+                        name: field.name.clone(),
+                        value: std::mem::replace(value, Value::Null),
+                    },
+                    None => field.clone(),
+                },
+            )
+            .collect();
+        of_record.clear();
+        outcomes[i] = Outcome::Keep(Record {
+            key: input.key.clone(),
+            fields,
+        });
     }
     Ok(outcomes)
 }
@@ -588,6 +646,47 @@ mod tests {
                 message: "m".into()
             })
         );
+    }
+
+    #[test]
+    fn edits_in_any_order_apply_as_given_and_the_last_edit_of_a_cell_wins() {
+        let mut answer = empty_answer(vec![answer::Outcome::Keep; 2]);
+        answer.text = "abc".to_owned();
+        let edit = |record, cell, value| answer::Edit {
+            record,
+            cell,
+            value,
+        };
+        answer.edits = vec![
+            edit(1, 2, flat::Value::Integer(1)),
+            edit(0, 0, flat::Value::Text(span(0, 1))),
+            edit(1, 2, flat::Value::Integer(2)),
+            edit(0, 0, flat::Value::Text(span(1, 2))),
+            edit(1, 0, flat::Value::Null),
+        ];
+        let outcomes = read(answer).expect("read");
+        let mut expected = inputs();
+        expected[0].fields[0].value = text("bc");
+        expected[1].fields[2].value = Value::Integer(2);
+        expected[1].fields[0].value = Value::Null;
+        let expected: Vec<Outcome> = expected.into_iter().map(Outcome::Keep).collect();
+        assert_eq!(outcomes, expected);
+    }
+
+    #[test]
+    fn names_are_found_whatever_order_the_fields_come_in() {
+        let inputs = [
+            record("a", &[("x", Value::Null), ("y", Value::Null)]),
+            record("b", &[("y", Value::Null), ("x", Value::Null)]),
+            record(
+                "c",
+                &[("z", Value::Null), ("x", Value::Null), ("x", Value::Null)],
+            ),
+        ];
+        let batch = to_batch(&inputs).expect("batch");
+        assert_eq!(batch.names, ["x", "y", "z"]);
+        let names: Vec<u32> = batch.cells.iter().map(|cell| cell.name).collect();
+        assert_eq!(names, [0, 1, 1, 0, 2, 0, 0]);
     }
 
     // The attacks: each answer below is one a hostile or buggy guest can return.
