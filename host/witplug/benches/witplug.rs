@@ -153,9 +153,17 @@ fn bare_pooled_engine() -> Engine {
 }
 
 /// The runtime witplug's CLI uses: pooling allocator with copy-on-write images.
+/// With `WITPLUG_BENCH_PERFMAP=1`, the engine writes a perf map, so that `perf report`
+/// names guest functions.
 fn pooled_runtime() -> Runtime {
+    let profiler = if std::env::var_os("WITPLUG_BENCH_PERFMAP").is_some() {
+        ::witplug::Profiler::PerfMap
+    } else {
+        ::witplug::Profiler::None
+    };
     Runtime::with_config(RuntimeConfig {
         pooling: Some(Pooling::default()),
+        profiler,
         ..RuntimeConfig::default()
     })
     .expect("runtime")
@@ -716,7 +724,11 @@ async fn throughput(table: &mut Table) {
         // transform@0.2.0's copy-only floor through witplug: this guest answers `keep`
         // for every record of a batch whose first key names none of its attacks.
         ("rust-hostile-v0-2", reused),
-    ] {
+    ]
+    .into_iter()
+    // One guest alone, for a profile of it (`WITPLUG_BENCH_GUEST=rust-email-normalizer-v0-2`).
+    .filter(|(name, _)| std::env::var("WITPLUG_BENCH_GUEST").map_or(true, |only| only == *name))
+    {
         let plugin = TransformPlugin::load(
             &runtime,
             guest(name),
